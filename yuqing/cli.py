@@ -1,0 +1,66 @@
+"""The `yuqing` command: one entry point, subcommands registered by each package.
+
+Each module in COMMAND_MODULES exposes `register(subparsers)`, which adds its
+subcommands and sets `func(args) -> int` on them. Modules are imported on start so that
+`yuqing --help` lists every command; keep their top-level imports light (no pyflink).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMAND_MODULES = (
+    "yuqing.stack.cli",
+    "ingest.cli",
+    "scoring.cli",
+    "scoring.sentiment.cli",
+    "sinks.cli",
+)
+
+
+class CommandError(Exception):
+    """A user-facing failure: printed as one line on stderr, exit code 1 (or `code`)."""
+
+    def __init__(self, message: str, code: int = 1):
+        super().__init__(message)
+        self.code = code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="yuqing",
+        description="Yuqing (舆情雷达): streaming public-opinion monitoring.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name and name.startswith(exc.name):
+                continue  # that package is not built yet
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except CommandError as exc:
+        print(f"yuqing {args.command}: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        print(f"yuqing {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

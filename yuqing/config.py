@@ -1,0 +1,202 @@
+"""Settings: defaults, then an optional YAML file, then `YUQING_*` environment variables.
+
+Validated once at start; a bad value fails with one line naming the key and the fix.
+Environment names are the upper-cased dotted key with `_`: `kafka.port` -> `YUQING_KAFKA_PORT`.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_ENV = "YUQING_CONFIG"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    host: str = "127.0.0.1"
+    port: int = 19092
+    controller_port: int = 19093
+    heap_mb: int = 768
+    raw_topic: str = "posts.raw"
+    raw_partitions: int = 3
+    dlq_topic: str = "posts.dlq"
+    scored_topic: str = "posts.scored"
+    assessments_topic: str = "risk.assessments"
+    alerts_topic: str = "alerts"
+    request_timeout_s: float = 15.0
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class ClickHouseSettings:
+    host: str = "127.0.0.1"
+    port: int = 19000
+    http_port: int = 18123
+    database: str = "yuqing"
+    user: str = "default"
+    password: str = ""
+    analyst_user: str = "analyst"
+    analyst_password: str = "analyst"
+    connect_timeout_s: float = 5.0
+    send_receive_timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class PrometheusSettings:
+    host: str = "127.0.0.1"
+    port: int = 19090
+    scrape_interval_s: int = 1
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class AlertmanagerSettings:
+    host: str = "127.0.0.1"
+    port: int = 19095
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    """Ports where Yuqing's own processes expose /metrics for Prometheus."""
+
+    host: str = "127.0.0.1"
+    job_port: int = 19101
+    crawler_port: int = 19102
+    sink_port: int = 19103
+    notify_port: int = 19104
+    report_server_port: int = 18080
+
+
+@dataclass(frozen=True)
+class Settings:
+    state_dir: Path = REPO_ROOT / ".yuqing"
+    # downloaded jars live apart from the state so that test stacks and purges share them
+    lib_dir: Path = REPO_ROOT / ".yuqing" / "lib"
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    clickhouse: ClickHouseSettings = field(default_factory=ClickHouseSettings)
+    prometheus: PrometheusSettings = field(default_factory=PrometheusSettings)
+    alertmanager: AlertmanagerSettings = field(default_factory=AlertmanagerSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+
+    @property
+    def flink_connector_jar(self) -> Path:
+        jars = sorted((self.lib_dir / "flink").glob("flink-sql-connector-kafka-*.jar"))
+        if not jars:
+            raise ConfigError(
+                f"no Flink Kafka connector jar in {self.lib_dir / 'flink'}: run `make setup`"
+            )
+        return jars[-1]
+
+
+def _coerce(value: Any, target: type, key: str) -> Any:
+    if target is Path:
+        return Path(os.path.expanduser(str(value))).resolve()
+    if target is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if target is int:
+        try:
+            number = int(str(value).strip())
+        except ValueError:
+            raise ConfigError(f"{key}: expected an integer, got {value!r}") from None
+        if key.endswith("port") and not 1 <= number <= 65535:
+            raise ConfigError(f"{key}: port {number} is outside 1..65535")
+        return number
+    if target is float:
+        try:
+            return float(str(value).strip())
+        except ValueError:
+            raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+    return str(value)
+
+
+def _apply(obj: Any, values: dict[str, Any], prefix: str) -> Any:
+    hints = get_type_hints(type(obj))
+    changes: dict[str, Any] = {}
+    known = {f.name for f in fields(obj)}
+    for key, value in values.items():
+        dotted = f"{prefix}{key}"
+        if key not in known:
+            raise ConfigError(f"unknown setting {dotted!r} (known: {', '.join(sorted(known))})")
+        current = getattr(obj, key)
+        if is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{dotted}: expected a mapping")
+            changes[key] = _apply(current, value, dotted + ".")
+        else:
+            changes[key] = _coerce(value, hints[key], dotted)
+    return replace(obj, **changes) if changes else obj
+
+
+def _env_overrides(obj: Any, prefix: str, env: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in fields(obj):
+        name = f"{prefix}_{f.name}".upper()
+        current = getattr(obj, f.name)
+        if is_dataclass(current):
+            nested = _env_overrides(current, name, env)
+            if nested:
+                out[f.name] = nested
+        elif name in env:
+            out[f.name] = env[name]
+    return out
+
+
+def load_settings(path: str | Path | None = None, env: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ if env is None else env)
+    settings = Settings()
+    path = path or env.get(CONFIG_ENV)
+    if path:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {path}: expected a mapping at the top level")
+        settings = _apply(settings, data, "")
+    overrides = _env_overrides(settings, "YUQING", env)
+    if overrides:
+        settings = _apply(settings, overrides, "")
+    _check_ports_distinct(settings)
+    return settings
+
+
+def _check_ports_distinct(settings: Settings) -> None:
+    seen: dict[int, str] = {}
+    for section in ("kafka", "clickhouse", "prometheus", "alertmanager", "metrics"):
+        obj = getattr(settings, section)
+        for f in fields(obj):
+            if f.name.endswith("port"):
+                port = getattr(obj, f.name)
+                key = f"{section}.{f.name}"
+                if port in seen:
+                    raise ConfigError(f"{key} and {seen[port]} both use port {port}: give each its own")
+                seen[port] = key

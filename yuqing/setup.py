@@ -1,0 +1,115 @@
+"""`yuqing setup`: everything a fresh machine needs, from the package registries only."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+from yuqing.config import REPO_ROOT, Settings
+
+DEBIAN_PACKAGES = {
+    # binary on PATH -> Debian package
+    "clickhouse-server": "clickhouse-server",
+    "clickhouse-client": "clickhouse-client",
+    "prometheus": "prometheus",
+    "promtool": "prometheus",
+    "prometheus-alertmanager": "prometheus-alertmanager",
+    "amtool": "prometheus-alertmanager",
+    "java": "openjdk-17-jre-headless",
+    "mvn": "maven",
+}
+POM = REPO_ROOT / "deploy" / "maven" / "pom.xml"
+
+
+class SetupError(RuntimeError):
+    pass
+
+
+def _say(message: str) -> None:
+    print(f"setup: {message}", file=sys.stderr, flush=True)
+
+
+def missing_packages() -> list[str]:
+    return sorted({pkg for binary, pkg in DEBIAN_PACKAGES.items() if shutil.which(binary) is None})
+
+
+def install_debian_packages() -> None:
+    missing = missing_packages()
+    if not missing:
+        _say("Debian packages present")
+        return
+    command = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing]
+    if os.geteuid() != 0:
+        raise SetupError(f"missing Debian packages; run as root: sudo apt-get update && sudo {' '.join(command)}")
+    _say(f"installing Debian packages: {' '.join(missing)}")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    for step in (["apt-get", "update", "-q"], command):
+        t0 = time.monotonic()
+        try:
+            result = subprocess.run(step, env=env, capture_output=True, text=True, timeout=900)
+        except subprocess.TimeoutExpired:
+            raise SetupError(f"`{' '.join(step)}` took over 15 minutes; check the package mirror") from None
+        if result.returncode != 0:
+            tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise SetupError(f"`{' '.join(step)}` failed: {tail[0]}")
+        _say(f"  {' '.join(step[:2])} done in {time.monotonic() - t0:.0f} s")
+
+
+def fetch_jars(settings: Settings) -> None:
+    kafka_ok = any((settings.lib_dir / "kafka").glob("kafka_2.13-*.jar"))
+    flink_ok = any((settings.lib_dir / "flink").glob("flink-sql-connector-kafka-*.jar"))
+    if kafka_ok and flink_ok and _jars_match_pom(settings):
+        _say(f"jars present in {settings.lib_dir}")
+        return
+    if shutil.which("mvn") is None:
+        raise SetupError("`mvn` not found: install Maven (apt-get install maven) and run setup again")
+    shutil.rmtree(settings.lib_dir, ignore_errors=True)
+    _say(f"fetching the Kafka broker and Flink Kafka connector with mvn (pinned in {POM})")
+    command = ["mvn", "-B", "-q", "-f", str(POM), "package", f"-Dyuqing.lib.dir={settings.lib_dir}"]
+    t0 = time.monotonic()
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    except subprocess.TimeoutExpired:
+        raise SetupError("mvn took over 15 minutes; is Maven Central reachable?") from None
+    if result.returncode != 0:
+        errors = [l for l in (result.stdout + result.stderr).splitlines() if "ERROR" in l] or ["no output"]
+        raise SetupError(f"mvn failed: {errors[0][:300]}")
+    _say(f"  jars fetched in {time.monotonic() - t0:.0f} s")
+
+
+def pinned_versions() -> dict[str, str]:
+    import xml.etree.ElementTree as ET
+
+    ns = {"m": "http://maven.apache.org/POM/4.0.0"}
+    props = ET.parse(POM).getroot().find("m:properties", ns)
+    return {child.tag.split("}")[1]: (child.text or "").strip() for child in props}
+
+
+def _jars_match_pom(settings: Settings) -> bool:
+    v = pinned_versions()
+    return (settings.lib_dir / "kafka" / f"kafka_2.13-{v['kafka.version']}.jar").exists() and (
+        settings.lib_dir / "flink" / f"flink-sql-connector-kafka-{v['flink.kafka.connector.version']}.jar"
+    ).exists()
+
+
+def build_models(settings: Settings) -> None:
+    try:
+        from scoring.sentiment import load_model  # noqa: F401
+    except ImportError:
+        _say("sentiment package not present; skipping the default model")
+        return
+    t0 = time.monotonic()
+    load_model()
+    _say(f"default sentiment model ready ({time.monotonic() - t0:.1f} s)")
+
+
+def run_setup(settings: Settings, skip_apt: bool = False, skip_models: bool = False) -> None:
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    if not skip_apt:
+        install_debian_packages()
+    fetch_jars(settings)
+    if not skip_models:
+        build_models(settings)
+    _say("done")

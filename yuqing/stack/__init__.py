@@ -1,0 +1,1 @@
+"""The local single-node stack (Kafka, ClickHouse, Prometheus, Alertmanager)."""
