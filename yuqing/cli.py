@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "scoring.cli",
     "scoring.sentiment.cli",
     "sinks.cli",
+    "yuqing.synth_cli",
 )
 
 

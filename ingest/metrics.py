@@ -1,0 +1,48 @@
+"""Prometheus metrics for crawlers and the report server.
+
+Labels are bounded: the source name (from crawl.yaml or "report") and a status label
+(an HTTP code, "timeout", "connection", "robots", "parse", "produce", ...); never post ids.
+Each process gets its own registry so tests can build several without clashes.
+"""
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+
+class IngestMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None):
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.fetched = Counter("yuqing_ingest_fetched_total", "Items a source found", ["source"], registry=r)
+        self.produced = Counter("yuqing_ingest_produced_total", "Posts acknowledged by Kafka (posts.raw)",
+                                ["source"], registry=r)
+        self.rejected = Counter("yuqing_ingest_rejected_total", "Items sent to the dead-letter topic",
+                                ["source"], registry=r)
+        self.duplicates = Counter("yuqing_ingest_duplicates_total", "Posts dropped as already sent",
+                                  ["source", "by"], registry=r)
+        self.requests = Counter("yuqing_ingest_requests_total", "HTTP attempts by answer status",
+                                ["source", "status"], registry=r)
+        self.errors = Counter("yuqing_ingest_errors_total", "Failed polls and deliveries by status",
+                              ["source", "status"], registry=r)
+        self.produce_failures = Counter("yuqing_ingest_produce_failures_total",
+                                        "Kafka sends that failed (retried on the next poll)", ["source"], registry=r)
+        self.last_success = Gauge("yuqing_ingest_last_success_timestamp_seconds",
+                                  "Unix time of the last poll that completed", ["source"], registry=r)
+        self.lag = Gauge("yuqing_ingest_lag_seconds", "Now minus the newest published_at delivered",
+                         ["source"], registry=r)
+        self._newest: dict[str, float] = {}
+
+    def saw_published(self, source: str, published: datetime) -> None:
+        """Track the newest event time per source; lag is computed at scrape time."""
+        at = published.timestamp()
+        if at > self._newest.get(source, float("-inf")):
+            first = source not in self._newest
+            self._newest[source] = at
+            if first:
+                self.lag.labels(source).set_function(lambda s=source: time.time() - self._newest[s])
+
+    def success(self, source: str) -> None:
+        self.last_success.labels(source).set(time.time())

@@ -1,0 +1,233 @@
+"""Reference streaming engine in plain Python (no Flink), and the per-window scoring step.
+
+`score_window` is the one function both this engine and the Flink job call for each
+closed window of a (brand, category) key: WindowStats + KeyState -> Assessment, optional
+AlertEvent, new KeyState. The engine reproduces Flink's event-time semantics: HOP windows
+aligned to the epoch, a bounded-out-of-orderness watermark (max event time - delay), a
+window fires when the watermark reaches its end, a post is dropped as late only when every
+window it belongs to has fired, and only windows holding at least one post are emitted.
+Windows are built from per-slide panes so each post is added once, not once per window.
+"""
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+from scoring.alerts import AlertEvent, AlertState, next_level
+from scoring.features import Accumulator, WindowStats, post_features
+from scoring.matching import Matcher, MatchResult
+from scoring.risk import (Assessment, Baseline, Playbook, RiskConfig, category_weight, influence,
+                          level_for, load_playbooks, risk_score, severity, update_baseline, volatility)
+from scoring.watchlist import Watchlist
+from yuqing.post import Post
+
+SentimentFn = Callable[[Sequence[Post]], Sequence[float]]
+
+
+def text_scorer(fn: Callable[[Sequence[str]], Sequence[float]]) -> SentimentFn:
+    """Adapt a batch text scorer (probability positive per text) to the engine."""
+    return lambda posts: fn([p.text for p in posts])
+
+
+@dataclass(frozen=True)
+class KeyState:
+    """Everything a key carries between windows (one Flink ValueState, as a dict)."""
+
+    baseline: Baseline = field(default_factory=Baseline)
+    alert: AlertState = field(default_factory=AlertState)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"baseline": self.baseline.to_dict(), "alert": self.alert.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> "KeyState":
+        data = data or {}
+        return cls(Baseline.from_dict(data.get("baseline")), AlertState.from_dict(data.get("alert")))
+
+
+def score_window(stats: WindowStats, state: KeyState, watchlist: Watchlist | None, cfg: RiskConfig,
+                 playbooks: dict[str, Playbook], examples: Sequence[dict[str, Any]] = (),
+                 computed_at: str | None = None) -> tuple[Assessment, AlertEvent | None, KeyState]:
+    """Score one closed window of one key and advance the key's state."""
+    slide_s = cfg.window.slide_s
+    inf = influence(stats, cfg.influence)
+    sev = severity(stats, category_weight(stats.category, watchlist, cfg.severity), cfg.severity)
+    vol = volatility(stats, state.baseline, slide_s, cfg.volatility)
+    score = risk_score(inf, sev, vol, cfg.score)
+    alert, change = next_level(state.alert, score, stats.window_end_ms, slide_s * 1000, cfg.score, cfg.alerts)
+    new_state = KeyState(update_baseline(state.baseline, stats, stats.window_end_ms, slide_s, cfg.volatility), alert)
+    assessment = Assessment(
+        brand=stats.brand, category=stats.category,
+        window_start_ms=stats.window_start_ms, window_end_ms=stats.window_end_ms,
+        posts=stats.posts, negative_ratio=stats.negative_ratio,
+        influence=inf, severity=sev, volatility=vol, risk_score=score,
+        level=alert.level, raw_level=level_for(score, cfg.score),
+        first_detected_ms=alert.first_detected_ms, computed_at=computed_at,
+    )
+    event = None
+    if change is not None:
+        first = alert.first_detected_ms if alert.first_detected_ms is not None else state.alert.first_detected_ms
+        event = AlertEvent(
+            event=change, brand=stats.brand, category=stats.category, level=alert.level,
+            previous_level=state.alert.level, at_ms=stats.window_end_ms, first_detected_ms=first,
+            window_start_ms=stats.window_start_ms, window_end_ms=stats.window_end_ms,
+            posts=stats.posts, negative_ratio=stats.negative_ratio, influence=inf, severity=sev,
+            volatility=vol, risk_score=score, examples=tuple(examples[: cfg.alerts.examples]),
+            playbook=playbooks[alert.level],
+        )
+    return assessment, event, new_state
+
+
+def example_of(post: Post, max_chars: int = 200) -> dict[str, Any]:
+    return {"id": post.id, "text": post.text[:max_chars], "platform": post.platform,
+            "author": post.author.name or post.author.id, "url": post.url}
+
+
+class _Pane:
+    """One slide's worth of posts of one key: a mergeable aggregate plus best examples."""
+
+    __slots__ = ("acc", "examples")
+
+    def __init__(self) -> None:
+        self.acc = Accumulator()
+        self.examples: list[tuple[tuple, dict[str, Any]]] = []
+
+
+@dataclass
+class EngineResult:
+    assessments: list[Assessment] = field(default_factory=list)
+    alerts: list[AlertEvent] = field(default_factory=list)
+    posts_in: int = 0
+    posts_matched: int = 0
+    late_dropped: int = 0
+
+
+class Engine:
+    """Feed posts in any order; collects Assessments and AlertEvents as windows close."""
+
+    def __init__(self, watchlist: Watchlist, sentiment: SentimentFn, config: RiskConfig | None = None,
+                 matcher: Matcher | None = None, playbooks: dict[str, Playbook] | None = None):
+        self.watchlist = watchlist
+        self.cfg = config or RiskConfig()
+        self.sentiment = sentiment
+        self.matcher = matcher or Matcher(watchlist)
+        self.playbooks = playbooks or load_playbooks()
+        self.size_ms = self.cfg.window.size_s * 1000
+        self.slide_ms = self.cfg.window.slide_s * 1000
+        self.delay_ms = self.cfg.window.out_of_orderness_s * 1000
+        self.watermark = -(2 ** 62)
+        self.max_ts = -(2 ** 62)
+        self.states: dict[tuple[str, str], KeyState] = {}
+        self._panes: dict[tuple[str, str], dict[int, _Pane]] = {}
+        self._fired: dict[tuple[str, str], int] = {}  # key -> last window end fired
+        self.result = EngineResult()
+
+    # -- input
+    def feed(self, posts: Iterable[Post], batch: int = 512) -> EngineResult:
+        """Match and score posts in batches (the sentiment model likes batches), in input order."""
+        chunk: list[Post] = []
+        for post in posts:
+            chunk.append(post)
+            if len(chunk) >= batch:
+                self._feed_chunk(chunk)
+                chunk = []
+        if chunk:
+            self._feed_chunk(chunk)
+        return self.result
+
+    def _feed_chunk(self, posts: list[Post]) -> None:
+        matches = [self.matcher.match(p.text, p.title) for p in posts]
+        hits = [p for p, m in zip(posts, matches) if m]
+        scores = iter(self.sentiment(hits) if hits else ())
+        for post, match in zip(posts, matches):
+            self.add_scored(post, match, next(scores) if match else 0.5)
+
+    def add_scored(self, post: Post, match: MatchResult, sentiment: float) -> None:
+        """One post already matched and scored (what `posts.scored` carries)."""
+        self.result.posts_in += 1
+        ts = post.published_ms
+        if match:
+            self.result.posts_matched += 1
+            pane_start = ts - ts % self.slide_ms
+            if pane_start + self.size_ms <= self.watermark:
+                self.result.late_dropped += 1
+            else:
+                negative = sentiment < self.cfg.features.negative_below
+                row = post_features(post, negative, sentiment, match, self.cfg.features, ts)
+                rank = (row.negative, row.reach + row.engagement, post.id)
+                for key in dict.fromkeys(match.pairs):
+                    panes = self._panes.setdefault(key, {})
+                    pane = panes.get(pane_start)
+                    if pane is None:
+                        pane = panes[pane_start] = _Pane()
+                    pane.acc.add(row)
+                    if len(pane.examples) < 3 or rank > pane.examples[0][0]:
+                        entry = (rank, example_of(post))
+                        if len(pane.examples) < 3:
+                            heapq.heappush(pane.examples, entry)
+                        else:
+                            heapq.heapreplace(pane.examples, entry)
+        if ts > self.max_ts:
+            self.max_ts = ts
+            self._advance(ts - self.delay_ms)
+
+    def flush(self) -> EngineResult:
+        """End of input: the watermark goes to +infinity and every window fires."""
+        self._advance(2 ** 62)
+        return self.result
+
+    def run(self, posts: Iterable[Post]) -> EngineResult:
+        self.feed(posts)
+        return self.flush()
+
+    # -- windows
+    def _advance(self, watermark: int) -> None:
+        old = self.watermark
+        if watermark <= old:
+            return
+        self.watermark = watermark
+        # Windows end on slide boundaries: nothing can fire unless one was crossed.
+        if old > -(2 ** 61) and watermark // self.slide_ms == old // self.slide_ms:
+            return
+        due: list[tuple[int, tuple[str, str]]] = []
+        for key, panes in self._panes.items():
+            fired = self._fired.get(key, -(2 ** 62))
+            ends: set[int] = set()
+            for start in panes:
+                end = start + self.slide_ms
+                while end <= start + self.size_ms:
+                    if fired < end <= watermark:
+                        ends.add(end)
+                    end += self.slide_ms
+            due.extend((end, key) for end in ends)
+        due.sort()
+        for end, key in due:
+            self._fire(key, end)
+        for key in {key for _, key in due}:
+            panes = self._panes[key]
+            fired = self._fired[key]
+            for start in [s for s in panes if s + self.size_ms <= fired]:
+                del panes[start]
+            if not panes:
+                del self._panes[key]
+
+    def _fire(self, key: tuple[str, str], end: int) -> None:
+        start = end - self.size_ms
+        acc = Accumulator()
+        candidates: list[tuple[tuple, dict[str, Any]]] = []
+        for pane_start, pane in self._panes[key].items():
+            if start <= pane_start < end:
+                acc.merge(pane.acc)
+                candidates.extend(pane.examples)
+        self._fired[key] = end
+        if not acc.posts:
+            return
+        stats = acc.stats(key[0], key[1], start, end)
+        examples = [e for _, e in sorted(candidates, key=lambda c: c[0], reverse=True)]
+        state = self.states.get(key) or KeyState()
+        assessment, event, self.states[key] = score_window(
+            stats, state, self.watchlist, self.cfg, self.playbooks, examples)
+        self.result.assessments.append(assessment)
+        if event is not None:
+            self.result.alerts.append(event)

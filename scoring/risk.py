@@ -1,0 +1,474 @@
+"""The three-dimension risk model: influence, severity, volatility -> risk score -> level.
+
+Everything here is a pure function of a window's aggregates (`WindowStats`) and, for
+volatility, the key's own history (`Baseline`), so the Flink job and the plain-Python
+engine compute identical numbers. Formulas and tuning: docs/risk-model.md.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import yaml
+
+from scoring.features import FeatureConfig, WindowStats, log_scale
+from scoring.watchlist import GENERAL, Watchlist
+
+LEVELS = ("low", "medium", "high")
+PLAYBOOKS_PATH = Path(__file__).with_name("playbooks.yaml")
+
+
+class RiskConfigError(ValueError):
+    pass
+
+
+# ---------------------------------------------------------------- configuration
+
+
+@dataclass(frozen=True)
+class WindowConfig:
+    size_s: int = 600  # sliding window length
+    slide_s: int = 60  # how often a window closes
+    out_of_orderness_s: int = 30  # watermark delay (bounded out-of-orderness)
+
+
+@dataclass(frozen=True)
+class InfluenceConfig:
+    """Spread: how many people are seeing this, and through whom."""
+
+    w_volume: float = 0.35
+    w_platforms: float = 0.20
+    w_tier: float = 0.25
+    w_engagement: float = 0.10
+    w_reach: float = 0.10
+    volume_ref: float = 2000.0  # posts per window that count as full volume (log scale)
+    platforms_ref: int = 5  # this many platforms = full coverage
+    media_weight: float = 2.0  # core-spreader weight per media post
+    kol_weight: float = 1.5  # ... per big-V post
+    official_weight: float = 0.5  # ... per official-account post (often the brand itself)
+    tier_scale: float = 10.0  # weighted core posts at which the tier term reaches 63%
+    engagement_ref: float = 100_000.0  # reposts+comments+likes per window (log scale)
+    reach_ref: float = 10_000_000.0  # followers/views of the widest single post (log scale)
+
+
+@dataclass(frozen=True)
+class SeverityConfig:
+    """Harm: how grave the category is, how negative and intense, whether it turns legal."""
+
+    general_severity: float = 0.3  # category weight of `general` (brand named, no category)
+    floor: float = 0.25  # share of the category weight kept even with no negative posts
+    legal_weight: float = 0.6  # how far legal/regulator mentions push severity towards 1
+    legal_scale: float = 3.0  # legal mentions per window at which that push reaches 63%
+
+
+@dataclass(frozen=True)
+class VolatilityConfig:
+    """Momentum: growth against the key's own baseline and signs of going viral."""
+
+    w_surge: float = 0.30
+    w_growth: float = 0.20
+    w_momentum: float = 0.15
+    w_trending: float = 0.15
+    w_big_accounts: float = 0.10
+    w_new_platforms: float = 0.10
+    ewma_alpha: float = 0.05  # per window close (1 min): ~20 min memory
+    prior_rate: float = 0.2  # posts/min assumed for a key never seen before
+    min_std: float = 0.3  # posts/min noise floor of the z-score
+    z_ref: float = 6.0  # z-score counted as a full surge
+    growth_ref: float = 8.0  # rate / baseline ratio counted as full growth
+    momentum_ref: float = 3.0  # window-over-window increase, in Poisson sigmas, for full momentum
+    trending_scale: float = 3.0  # hot-search mentions at which that term reaches 63%
+    big_scale: float = 2.0  # big-account posts above their usual count for 63%
+    platforms_scale: float = 2.0  # platforms above the usual count for full score
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    """risk = severity^severity_exponent * exposure^(1-severity_exponent)."""
+
+    severity_exponent: float = 0.5
+    exposure_influence: float = 0.6  # exposure = this*influence + (1-this)*volatility
+    medium: float = 0.40  # level thresholds on risk_score
+    high: float = 0.60
+
+
+@dataclass(frozen=True)
+class AlertConfig:
+    margin: float = 0.05  # fall only below threshold - margin ...
+    cooldown_windows: int = 5  # ... for this many consecutive windows
+    examples: int = 3
+
+
+@dataclass(frozen=True)
+class RiskConfig:
+    window: WindowConfig = field(default_factory=WindowConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    influence: InfluenceConfig = field(default_factory=InfluenceConfig)
+    severity: SeverityConfig = field(default_factory=SeverityConfig)
+    volatility: VolatilityConfig = field(default_factory=VolatilityConfig)
+    score: ScoreConfig = field(default_factory=ScoreConfig)
+    alerts: AlertConfig = field(default_factory=AlertConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _apply(obj: Any, values: Any, prefix: str) -> Any:
+    if not isinstance(values, dict):
+        raise RiskConfigError(f"{prefix or 'risk config'}: expected a mapping")
+    hints = get_type_hints(type(obj))
+    known = {f.name for f in fields(obj)}
+    changes: dict[str, Any] = {}
+    for key, value in values.items():
+        dotted = f"{prefix}.{key}" if prefix else str(key)
+        if key not in known:
+            raise RiskConfigError(f"unknown risk setting {dotted!r} (known: {', '.join(sorted(known))})")
+        current = getattr(obj, key)
+        if is_dataclass(current):
+            changes[key] = _apply(current, value, dotted)
+            continue
+        target = hints[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise RiskConfigError(f"{dotted}: expected a number, got {value!r}")
+        if target is int and value != int(value):
+            raise RiskConfigError(f"{dotted}: expected an integer, got {value!r}")
+        changes[key] = target(value)
+    return replace(obj, **changes) if changes else obj
+
+
+def validate_config(cfg: RiskConfig) -> RiskConfig:
+    """Range checks; each failure names the setting."""
+
+    def check(ok: bool, message: str) -> None:
+        if not ok:
+            raise RiskConfigError(message)
+
+    for section in ("influence", "severity", "volatility", "score", "alerts", "window", "features"):
+        for f in fields(getattr(cfg, section)):
+            value = getattr(getattr(cfg, section), f.name)
+            check(value >= 0, f"{section}.{f.name}: must not be negative, got {value}")
+    for section, prefix in (("influence", "w_"), ("volatility", "w_")):
+        obj = getattr(cfg, section)
+        total = sum(getattr(obj, f.name) for f in fields(obj) if f.name.startswith(prefix))
+        check(total > 0, f"{section}: the w_* weights must not all be 0")
+    w = cfg.window
+    check(w.slide_s > 0 and w.size_s > 0, "window.size_s and window.slide_s must be positive")
+    check(w.size_s % w.slide_s == 0, f"window.size_s ({w.size_s}) must be a multiple of window.slide_s ({w.slide_s})")
+    s = cfg.score
+    check(0 < s.medium < s.high <= 1, f"score: need 0 < medium ({s.medium}) < high ({s.high}) <= 1")
+    check(0 <= s.severity_exponent <= 1, "score.severity_exponent must be in 0..1")
+    check(0 <= s.exposure_influence <= 1, "score.exposure_influence must be in 0..1")
+    check(0 < cfg.volatility.ewma_alpha <= 1, "volatility.ewma_alpha must be in (0, 1]")
+    check(cfg.alerts.margin < s.medium, "alerts.margin must be smaller than score.medium")
+    check(0 <= cfg.severity.general_severity <= 1, "severity.general_severity must be in 0..1")
+    check(cfg.severity.floor <= 1 and cfg.severity.legal_weight <= 1, "severity.floor and legal_weight must be <= 1")
+    check(0 < cfg.features.negative_below <= 1, "features.negative_below must be in (0, 1]")
+    for name in ("volume_ref", "platforms_ref", "tier_scale", "engagement_ref", "reach_ref"):
+        check(getattr(cfg.influence, name) > 0, f"influence.{name} must be positive")
+    for name in ("z_ref", "growth_ref", "momentum_ref", "trending_scale", "big_scale", "platforms_scale", "min_std"):
+        check(getattr(cfg.volatility, name) > 0, f"volatility.{name} must be positive")
+    check(cfg.volatility.growth_ref > 1, "volatility.growth_ref must be > 1")
+    check(cfg.severity.legal_scale > 0, "severity.legal_scale must be positive")
+    return cfg
+
+
+def parse_risk_config(data: Any) -> RiskConfig:
+    if data is None:
+        return RiskConfig()
+    return validate_config(_apply(RiskConfig(), data, ""))
+
+
+def load_risk_config(path: str | Path | None) -> RiskConfig:
+    """Defaults, overridden by a YAML file shaped like RiskConfig().to_dict() (any subset)."""
+    if path is None:
+        return RiskConfig()
+    path = Path(path)
+    if not path.is_file():
+        raise RiskConfigError(f"risk config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise RiskConfigError(f"risk config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    return parse_risk_config(data)
+
+
+# ---------------------------------------------------------------- the three dimensions
+
+
+def _clip(x: float) -> float:
+    return 0.0 if x <= 0 else 1.0 if x >= 1 else x
+
+
+def _saturate(x: float, scale: float) -> float:
+    """1 - exp(-x/scale): 0 at 0, 63% at `scale`, tends to 1; for counts of rare signals."""
+    return 0.0 if x <= 0 else 1.0 - math.exp(-x / scale)
+
+
+def _weighted(parts: dict[str, float], weights: dict[str, float]) -> float:
+    total = sum(weights.values())
+    return _clip(sum(weights[k] * parts[k] for k in parts) / total)
+
+
+def influence_parts(stats: WindowStats, cfg: InfluenceConfig = InfluenceConfig()) -> dict[str, float]:
+    core = stats.media_posts * cfg.media_weight + stats.kol_posts * cfg.kol_weight + stats.official_posts * cfg.official_weight
+    platforms = 0.0 if cfg.platforms_ref <= 1 else (stats.distinct_platforms - 1) / (cfg.platforms_ref - 1)
+    return {
+        "volume": log_scale(stats.posts, cfg.volume_ref),
+        "platforms": _clip(platforms),
+        "tier": _saturate(core, cfg.tier_scale),
+        "engagement": log_scale(stats.engagement_sum, cfg.engagement_ref),
+        "reach": log_scale(stats.max_reach, cfg.reach_ref),
+    }
+
+
+def influence(stats: WindowStats, cfg: InfluenceConfig = InfluenceConfig()) -> float:
+    """Weighted mean of log-scaled volume, platform coverage, core-spreader tier,
+    engagement and the widest single post's reach."""
+    parts = influence_parts(stats, cfg)
+    return _weighted(parts, {k: getattr(cfg, f"w_{k}") for k in parts})
+
+
+def category_weight(category: str, watchlist: Watchlist | None, cfg: SeverityConfig = SeverityConfig()) -> float:
+    if category == GENERAL or watchlist is None:
+        return cfg.general_severity
+    cat = watchlist.category(category)
+    return cfg.general_severity if cat is None else cat.severity
+
+
+def negativity(stats: WindowStats) -> float:
+    """Share of negative posts, scaled by how sure the model is they are negative (0.5..1)."""
+    if not stats.negative_posts:
+        return 0.0
+    mean_intensity = stats.neg_intensity_sum / 1000.0 / stats.negative_posts  # mean of 1 - p(positive)
+    return _clip(stats.negative_ratio * (0.5 + 0.5 * _clip(2.0 * mean_intensity - 1.0)))
+
+
+def severity(stats: WindowStats, category_severity: float, cfg: SeverityConfig = SeverityConfig()) -> float:
+    """Category gravity scaled by negativity, then pushed towards 1 by legal mentions."""
+    base = _clip(category_severity) * (cfg.floor + (1.0 - cfg.floor) * negativity(stats))
+    legal = cfg.legal_weight * _saturate(stats.legal_hits, cfg.legal_scale)
+    return _clip(base + (1.0 - base) * legal)
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A key's own history, kept in Flink keyed ValueState between windows.
+
+    `mean`/`var` are the EWMA of the per-minute post rate over past windows; `big_mean`
+    and `platforms_mean` the EWMA of big-account posts and platforms per window.
+    """
+
+    mean: float = -1.0  # < 0: never seen, use the prior
+    var: float = 0.0
+    big_mean: float = 0.0
+    platforms_mean: float = 1.0
+    last_posts: int = 0
+    last_window_end_ms: int = 0
+    windows: int = 0
+    first_seen_ms: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> "Baseline":
+        if not data:
+            return cls()
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def _gap_windows(baseline: Baseline, window_end_ms: int, slide_ms: int) -> int:
+    """Empty windows (no posts, so never emitted) between the last one seen and this one."""
+    if baseline.last_window_end_ms <= 0 or window_end_ms <= baseline.last_window_end_ms:
+        return 0
+    return max(0, (window_end_ms - baseline.last_window_end_ms) // slide_ms - 1)
+
+
+def _decayed(baseline: Baseline, gap: int, alpha: float) -> Baseline:
+    """Fold `gap` zero-count windows into the EWMAs (closed form of `gap` updates with x=0)."""
+    if gap <= 0 or baseline.mean < 0:
+        return baseline
+    mean, var = baseline.mean, baseline.var
+    for _ in range(min(gap, 200)):  # after 200 windows at alpha>=0.05 the mean is ~0
+        var = (1 - alpha) * (var + alpha * mean * mean)
+        mean = (1 - alpha) * mean
+    keep = (1 - alpha) ** gap
+    return replace(baseline, mean=mean, var=var, big_mean=baseline.big_mean * keep,
+                   platforms_mean=baseline.platforms_mean * keep, last_posts=0)
+
+
+def volatility_parts(stats: WindowStats, baseline: Baseline, slide_s: int = 60,
+                     cfg: VolatilityConfig = VolatilityConfig()) -> dict[str, float]:
+    b = _decayed(baseline, _gap_windows(baseline, stats.window_end_ms, slide_s * 1000), cfg.ewma_alpha)
+    rate = stats.posts / stats.window_minutes
+    mean = cfg.prior_rate if b.mean < 0 else b.mean
+    # Poisson noise of a rate measured over the window, plus the observed variance.
+    std = math.sqrt(b.var + mean / stats.window_minutes + cfg.min_std ** 2)
+    z = (rate - mean) / std
+    growth = math.log((rate + 1.0) / (mean + 1.0)) / math.log(cfg.growth_ref)
+    delta = stats.posts - b.last_posts
+    momentum = delta / math.sqrt(stats.posts + b.last_posts + 4.0)
+    return {
+        "surge": _clip(z / cfg.z_ref),
+        "growth": _clip(growth),
+        "momentum": _clip(momentum / cfg.momentum_ref),
+        "trending": _saturate(stats.trending_hits, cfg.trending_scale),
+        "big_accounts": _saturate(stats.big_posts - b.big_mean, cfg.big_scale),
+        "new_platforms": _clip((stats.distinct_platforms - b.platforms_mean) / cfg.platforms_scale),
+    }
+
+
+def volatility(stats: WindowStats, baseline: Baseline, slide_s: int = 60,
+               cfg: VolatilityConfig = VolatilityConfig()) -> float:
+    """Growth against the key's own baseline (z-score, ratio, window-over-window momentum)
+    plus signs of going viral (hot-search words, big accounts joining, new platforms)."""
+    parts = volatility_parts(stats, baseline, slide_s, cfg)
+    weights = {"surge": cfg.w_surge, "growth": cfg.w_growth, "momentum": cfg.w_momentum,
+               "trending": cfg.w_trending, "big_accounts": cfg.w_big_accounts, "new_platforms": cfg.w_new_platforms}
+    return _weighted(parts, weights)
+
+
+def update_baseline(baseline: Baseline, stats: WindowStats, window_end_ms: int | None = None,
+                    slide_s: int = 60, cfg: VolatilityConfig = VolatilityConfig()) -> Baseline:
+    """Fold this window into the key's history (call after scoring it)."""
+    end = stats.window_end_ms if window_end_ms is None else window_end_ms
+    a = cfg.ewma_alpha
+    b = _decayed(baseline, _gap_windows(baseline, end, slide_s * 1000), a)
+    rate = stats.posts / stats.window_minutes
+    if b.mean < 0:
+        mean, var = cfg.prior_rate, 0.0
+        big_mean, platforms_mean = b.big_mean, b.platforms_mean
+    else:
+        mean, var, big_mean, platforms_mean = b.mean, b.var, b.big_mean, b.platforms_mean
+    diff = rate - mean
+    mean += a * diff
+    var = (1 - a) * (var + a * diff * diff)
+    return Baseline(
+        mean=mean, var=var,
+        big_mean=big_mean + a * (stats.big_posts - big_mean),
+        platforms_mean=platforms_mean + a * (stats.distinct_platforms - platforms_mean),
+        last_posts=stats.posts, last_window_end_ms=end, windows=b.windows + 1,
+        first_seen_ms=b.first_seen_ms or stats.first_ms or stats.window_start_ms,
+    )
+
+
+def exposure(influence_value: float, volatility_value: float, cfg: ScoreConfig = ScoreConfig()) -> float:
+    return cfg.exposure_influence * influence_value + (1 - cfg.exposure_influence) * volatility_value
+
+
+def risk_score(influence_value: float, severity_value: float, volatility_value: float,
+               cfg: ScoreConfig = ScoreConfig()) -> float:
+    """Weighted geometric mean of harm (severity) and exposure (influence + volatility):
+    a crisis needs both, so a huge positive launch or a grave but unseen post stays low."""
+    e = _clip(exposure(influence_value, volatility_value, cfg))
+    s = _clip(severity_value)
+    if e <= 0 or s <= 0:
+        return 0.0
+    k = cfg.severity_exponent
+    return _clip(s ** k * e ** (1 - k))
+
+
+def level_for(score: float, cfg: ScoreConfig = ScoreConfig()) -> str:
+    """Plain threshold mapping (no hysteresis; alerts.py adds that)."""
+    if score >= cfg.high:
+        return "high"
+    if score >= cfg.medium:
+        return "medium"
+    return "low"
+
+
+# ---------------------------------------------------------------- playbooks and output
+
+
+@dataclass(frozen=True)
+class Deadline:
+    name: str
+    hours: float
+
+
+@dataclass(frozen=True)
+class Playbook:
+    level: str
+    title: str
+    owner: str
+    steps: tuple[str, ...]
+    deadlines: tuple[Deadline, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"level": self.level, "title": self.title, "owner": self.owner, "steps": list(self.steps)}
+
+    def deadlines_from(self, first_detected_ms: int) -> list[dict[str, Any]]:
+        return [{"name": d.name, "due_at": format_ms(first_detected_ms + int(d.hours * 3_600_000)),
+                 "hours_after_detection": float(d.hours)} for d in self.deadlines]
+
+
+def load_playbooks(path: str | Path = PLAYBOOKS_PATH) -> dict[str, Playbook]:
+    """level -> Playbook, validated: every level present, steps non-empty, hours >= 0."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise RiskConfigError(f"playbooks file {path}: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("levels"), dict):
+        raise RiskConfigError(f"playbooks file {path}: expected a 'levels' mapping")
+    out: dict[str, Playbook] = {}
+    for level in LEVELS:
+        entry = data["levels"].get(level)
+        where = f"playbooks file {path}: level {level}"
+        if not isinstance(entry, dict):
+            raise RiskConfigError(f"{where}: missing")
+        steps = entry.get("steps")
+        if not isinstance(steps, list) or not steps or not all(isinstance(s, str) and s for s in steps):
+            raise RiskConfigError(f"{where}: steps must be a non-empty list of strings")
+        deadlines = []
+        for d in entry.get("deadlines") or []:
+            if not isinstance(d, dict) or not isinstance(d.get("name"), str) or not isinstance(d.get("hours"), (int, float)) or d["hours"] < 0:
+                raise RiskConfigError(f"{where}: each deadline needs a name and hours >= 0")
+            deadlines.append(Deadline(d["name"], float(d["hours"])))
+        for key in ("title", "owner"):
+            if not isinstance(entry.get(key), str) or not entry[key]:
+                raise RiskConfigError(f"{where}: {key} must be a non-empty string")
+        out[level] = Playbook(level, entry["title"], entry["owner"], tuple(steps), tuple(deadlines))
+    return out
+
+
+def format_ms(ms: int) -> str:
+    """RFC 3339 in UTC, second precision (windows close on whole minutes)."""
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class Assessment:
+    brand: str
+    category: str
+    window_start_ms: int
+    window_end_ms: int
+    posts: int
+    negative_ratio: float
+    influence: float
+    severity: float
+    volatility: float
+    risk_score: float
+    level: str  # after hysteresis (alerts.py); `raw_level` is the plain threshold level
+    raw_level: str = "low"
+    first_detected_ms: int | None = None
+    computed_at: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """CONTRACTS §3 fields plus first_detected_at (and computed_at when set)."""
+        out = {
+            "brand": self.brand, "category": self.category,
+            "window_start": format_ms(self.window_start_ms), "window_end": format_ms(self.window_end_ms),
+            "posts": self.posts, "negative_ratio": round(self.negative_ratio, 4),
+            "influence": round(self.influence, 4), "severity": round(self.severity, 4),
+            "volatility": round(self.volatility, 4), "risk_score": round(self.risk_score, 4),
+            "level": self.level,
+            "first_detected_at": None if self.first_detected_ms is None else format_ms(self.first_detected_ms),
+        }
+        if self.computed_at is not None:
+            out["computed_at"] = self.computed_at
+        return out

@@ -1,0 +1,235 @@
+"""Every Prometheus metric Yuqing's job, sinks and notifier export, defined in one place.
+
+Names start with `yuqing_`. Label values come from small closed sets (platforms, DLQ
+reason classes, stages) or from the watchlist (brands, categories), never from posts:
+one series per post id or text would blow up Prometheus. The crawler metrics are defined
+by the ingest helper; their names are listed in CRAWLER_METRICS so that the alert rules
+and this module agree on them.
+
+Use `default_metrics()` in a process (it registers on prometheus_client's default
+registry once) and `Metrics(CollectorRegistry())` in tests.
+"""
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, start_http_server
+
+PREFIX = "yuqing_"
+
+#: Risk levels as the numbers `yuqing_risk_level` takes; alert rules compare against these.
+LEVEL_VALUES: dict[str, int] = {"low": 0, "medium": 1, "high": 2}
+
+#: Platforms that get their own label value; anything else counts as `other`.
+KNOWN_PLATFORMS = frozenset(
+    (
+        "weibo", "douyin", "xiaohongshu", "zhihu", "tieba", "bilibili", "news", "forum",
+        "appstore", "wechat", "overseas", "internal", "kuaishou", "toutiao",
+    )
+)
+
+#: Pipeline stages that write dead letters (docs/internal-formats.md, posts.dlq).
+DLQ_STAGES = frozenset(("ingest", "job", "sink"))
+
+#: The bounded set of DLQ reason classes. Raw reasons carry values from the post
+#: ("missing required field(s): text") and must never become label values.
+DLQ_REASON_CLASSES = (
+    "invalid_utf8",
+    "invalid_json",
+    "not_object",
+    "missing_field",
+    "wrong_type",
+    "bad_timestamp",
+    "bad_value",
+    "too_large",
+    "duplicate",
+    "unmatched_schema",
+    "other",
+)
+
+# First matching pattern wins; patterns follow the wording of yuqing.post's reasons.
+_REASON_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern, re.IGNORECASE), cls)
+    for pattern, cls in (
+        (r"utf-?8|decode", "invalid_utf8"),
+        (r"invalid json|json", "invalid_json"),
+        (r"not a json object", "not_object"),
+        (r"missing required|missing field|lacks? .*field", "missing_field"),
+        (r"timestamp|rfc ?3339|utc offset", "bad_timestamp"),
+        (r"longer than|too (large|long)|exceeds", "too_large"),
+        (r"expected (a|an) (string|object|boolean|integer|non-negative integer|number)", "wrong_type"),
+        (r"must not be negative|expected one of|invalid value|out of range", "bad_value"),
+        (r"duplicate", "duplicate"),
+        (r"schema", "unmatched_schema"),
+    )
+)
+
+#: Crawler metrics, defined by the ingest helper (ingest/); listed so rules stay in step.
+CRAWLER_METRICS = {
+    "yuqing_crawler_fetched_total": ("source", "status"),
+    "yuqing_crawler_produced_total": ("source",),
+    "yuqing_crawler_rejected_total": ("source",),
+    "yuqing_crawler_errors_total": ("source", "kind"),
+    "yuqing_crawler_last_success_timestamp_seconds": ("source",),
+    "yuqing_crawler_lag_seconds": ("source",),
+}
+
+
+def classify_dlq_reason(reason: str | None) -> str:
+    """Map a free-text DLQ reason to one of DLQ_REASON_CLASSES."""
+    if reason in DLQ_REASON_CLASSES:
+        return reason  # already a class
+    text = reason or ""
+    # "not a JSON object" must not be caught by the broader json pattern first.
+    if re.search(r"not a json object", text, re.IGNORECASE):
+        return "not_object"
+    for pattern, cls in _REASON_PATTERNS:
+        if pattern.search(text):
+            return cls
+    return "other"
+
+
+def platform_label(platform: str | None) -> str:
+    """The platform label value: known platforms as-is, everything else `other`."""
+    value = (platform or "").strip().lower()
+    return value if value in KNOWN_PLATFORMS else "other"
+
+
+def stage_label(stage: str | None) -> str:
+    return stage if stage in DLQ_STAGES else "other"
+
+
+def level_value(level: str) -> int:
+    """`low`/`medium`/`high` -> 0/1/2; a clear error for anything else."""
+    try:
+        return LEVEL_VALUES[level]
+    except KeyError:
+        raise ValueError(f"unknown risk level {level!r}: expected low, medium or high") from None
+
+
+class Metrics:
+    """The metric objects, registered on one registry."""
+
+    def __init__(self, registry: CollectorRegistry | None = None):
+        r = REGISTRY if registry is None else registry
+        self.registry = r
+        bc = ("brand", "category")
+        # --- job -------------------------------------------------------------------
+        self.posts_processed = Counter(
+            "yuqing_posts_processed_total", "Valid posts the scoring job processed, by platform.",
+            ("platform",), registry=r)
+        self.posts_matched = Counter(
+            "yuqing_posts_matched_total", "Posts that matched a watchlist brand, by brand.",
+            ("brand",), registry=r)
+        self.assessments = Counter(
+            "yuqing_assessments_total", "Risk assessments emitted, by level.",
+            ("level",), registry=r)
+        self.alerts_emitted = Counter(
+            "yuqing_alerts_emitted_total", "Alert events written to the alerts topic.",
+            ("event", "level"), registry=r)
+        self.risk_score = Gauge(
+            "yuqing_risk_score", "Latest combined risk score (0..1) per brand and category.",
+            bc, registry=r)
+        self.risk_level = Gauge(
+            "yuqing_risk_level", "Latest risk level per brand and category: 0 low, 1 medium, 2 high.",
+            bc, registry=r)
+        self.risk_influence = Gauge(
+            "yuqing_risk_influence", "Latest influence dimension (0..1).", bc, registry=r)
+        self.risk_severity = Gauge(
+            "yuqing_risk_severity", "Latest severity dimension (0..1).", bc, registry=r)
+        self.risk_volatility = Gauge(
+            "yuqing_risk_volatility", "Latest volatility dimension (0..1).", bc, registry=r)
+        self.pipeline_lag = Gauge(
+            "yuqing_pipeline_lag_seconds",
+            "Event-time lag: wall clock minus the newest event time a stage has processed.",
+            ("stage",), registry=r)
+        # --- dead letters and sinks -------------------------------------------------
+        self.dlq_records = Counter(
+            "yuqing_dlq_records_total", "Records sent to the dead-letter topic, by stage and reason class.",
+            ("stage", "reason"), registry=r)
+        self.sink_writes = Counter(
+            "yuqing_sink_rows_written_total", "Rows written by a sink.", ("sink", "table"), registry=r)
+        self.sink_errors = Counter(
+            "yuqing_sink_errors_total", "Sink write failures, by sink and error kind.",
+            ("sink", "kind"), registry=r)
+        # --- notify -----------------------------------------------------------------
+        self.notify_received = Counter(
+            "yuqing_notify_received_total", "Alerts the notifier received, by path (alertmanager, kafka).",
+            ("path",), registry=r)
+        self.notify_deduplicated = Counter(
+            "yuqing_notify_deduplicated_total", "Alerts suppressed because the other path already paged.",
+            ("path",), registry=r)
+        self.notify_sent = Counter(
+            "yuqing_notify_sent_total", "Messages delivered to a channel.", ("channel",), registry=r)
+        self.notify_failures = Counter(
+            "yuqing_notify_delivery_failures_total", "Failed delivery attempts to a channel.",
+            ("channel",), registry=r)
+        self.notify_dropped = Counter(
+            "yuqing_notify_dropped_total", "Messages dropped because the retry queue was full.",
+            ("channel",), registry=r)
+        self.notify_retry_queue = Gauge(
+            "yuqing_notify_retry_queue_size", "Messages waiting in the retry queue.", registry=r)
+
+    # Convenience writers used by the job and sinks -----------------------------------
+
+    def set_risk(self, brand: str, category: str, *, level: str, risk_score: float,
+                 influence: float, severity: float, volatility: float) -> None:
+        """Publish one assessment (CONTRACTS §3) as the five per-(brand, category) gauges."""
+        value = level_value(level)
+        self.risk_score.labels(brand, category).set(risk_score)
+        self.risk_level.labels(brand, category).set(value)
+        self.risk_influence.labels(brand, category).set(influence)
+        self.risk_severity.labels(brand, category).set(severity)
+        self.risk_volatility.labels(brand, category).set(volatility)
+
+    def set_assessment(self, assessment: dict) -> None:
+        """`set_risk` from an assessment dict as the job emits it."""
+        self.set_risk(
+            str(assessment["brand"]), str(assessment["category"]), level=str(assessment["level"]),
+            risk_score=float(assessment["risk_score"]), influence=float(assessment["influence"]),
+            severity=float(assessment["severity"]), volatility=float(assessment["volatility"]))
+
+    def count_processed(self, platform: str | None, n: int = 1) -> None:
+        self.posts_processed.labels(platform_label(platform)).inc(n)
+
+    def count_dlq(self, stage: str | None, reason: str | None, n: int = 1) -> None:
+        self.dlq_records.labels(stage_label(stage), classify_dlq_reason(reason)).inc(n)
+
+
+_default: Metrics | None = None
+_default_lock = threading.Lock()
+
+
+def default_metrics() -> Metrics:
+    """The process-wide Metrics on the default registry (created on first use)."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Metrics()
+        return _default
+
+
+@dataclass
+class Exporter:
+    """A running /metrics HTTP server; `close()` stops it and frees the port."""
+
+    server: object
+    thread: threading.Thread
+    port: int
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+def start_exporter(port: int, host: str = "127.0.0.1",
+                   registry: CollectorRegistry | None = None) -> Exporter:
+    """Serve `registry` (default: the process registry) on http://host:port/metrics.
+
+    Port 0 picks a free port; the chosen one is in `Exporter.port`.
+    """
+    server, thread = start_http_server(port, addr=host, registry=REGISTRY if registry is None else registry)
+    return Exporter(server=server, thread=thread, port=server.server_address[1])

@@ -1,0 +1,110 @@
+"""Notices from both paths, their dedup keys, the Chinese rendering and the config parser."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from sinks.notify.config import NotifyConfigError, parse_notify_config, render_alertmanager_config
+from sinks.notify.dedup import Deduplicator
+from sinks.notify.notice import NoticeError, notice_from_alert_event, notices_from_alertmanager
+from sinks.notify.render import countdown_zh, format_duration_zh, render
+
+NOW = datetime(2026, 11, 25, 2, 0, tzinfo=timezone.utc)
+
+
+def event(**over):
+    base = {"alert_id": "a1", "event": "raised", "brand": "快送", "category": "privacy", "level": "high",
+            "previous_level": "medium", "at": "2026-11-25T10:00:00+08:00",
+            "first_detected_at": "2026-11-25T09:40:00+08:00", "window_start": "2026-11-25T09:30:00+08:00",
+            "window_end": "2026-11-25T10:00:00+08:00", "posts": 40, "negative_ratio": 0.75, "influence": 0.7,
+            "severity": 0.9, "volatility": 0.6, "risk_score": 0.82,
+            "examples": [{"id": "w:1", "text": "长" * 100, "platform": "weibo", "author": {"name": "甲"},
+                          "url": "https://example.invalid/1"}],
+            "playbook": {"level": "high", "title": "隐私事件预案", "owner": "法务", "steps": ["核实", "回应"]},
+            "deadlines": [{"name": "声明", "due_at": "2026-11-25T11:42:00+08:00", "hours_after_detection": 2}]}
+    base.update(over)
+    return base
+
+
+def am_alert(status="firing", **labels):
+    lab = {"alertname": "YuqingHighRisk", "severity": "critical", "level": "high", "brand": "快送",
+           "category": "privacy", "team": "pr"} | labels
+    return {"status": status, "labels": lab, "annotations": {"risk_score": "0.820", "summary_zh": "中文摘要"},
+            "startsAt": "2026-11-25T02:00:00.123456789Z", "endsAt": "0001-01-01T00:00:00Z"}
+
+
+@pytest.mark.parametrize("seconds, text", [(6150, "1小时42分"), (30, "不足1分钟"), (600, "10分钟"),
+                                           (7200, "2小时"), (93600, "1天2小时")])
+def test_durations_read_naturally(seconds, text):
+    assert format_duration_zh(seconds) == text
+
+
+def test_countdown_before_and_after_the_deadline():
+    due = NOW + timedelta(hours=1, minutes=42, seconds=10)
+    assert countdown_zh("声明", due, NOW) == "距声明截止还有 1小时42分"
+    assert countdown_zh("声明", NOW - timedelta(minutes=5), NOW) == "声明已超时 5分钟"
+
+
+def test_kafka_event_renders_everything_on_call_needs():
+    n = notice_from_alert_event(event())
+    text = render(n, NOW, markdown=False)  # NOW is 10:00 Beijing; deadline 11:42
+    for part in ("【舆情预警·高风险】快送·privacy", "风险分：0.82（影响力 0.70｜严重度 0.90｜波动性 0.60）",
+                 "相关帖子：40 条（11-25 09:30–10:00），负面占比 75%", "首次发现：11-25 09:40",
+                 "[微博 @甲] " + "长" * 80 + "… https://example.invalid/1", "处置预案：隐私事件预案（负责人：法务）",
+                 "1) 核实", "距声明截止还有 1小时42分（11-25 11:42）"):
+        assert part in text, part
+
+
+def test_lowered_event_becomes_the_resolve_of_the_old_level():
+    n = notice_from_alert_event(event(event="lowered", level="medium", previous_level="high"))
+    assert (n.status, n.level, n.new_level) == ("resolved", "high", "medium")
+    assert "已解除" in render(n, NOW, markdown=True) and "已降为中" in render(n, NOW, markdown=True)
+
+
+@pytest.mark.parametrize("bad, message", [([], "JSON object"), (event(level="extreme"), "unknown level"),
+                                          (event(brand=""), "lacks brand"), (event(event="x"), "raised or lowered")])
+def test_bad_events_are_rejected_with_a_reason(bad, message):
+    with pytest.raises(NoticeError, match=message):
+        notice_from_alert_event(bad)
+
+
+def test_both_paths_share_one_dedup_key_and_a_resolve_rearms():
+    kafka = notice_from_alert_event(event())
+    [am] = notices_from_alertmanager({"alerts": [am_alert()]}, "critical")
+    assert am.risk_score == 0.82 and am.at.microsecond == 123456
+    d = Deduplicator(600)
+    assert d.admit(kafka, 0) and not d.admit(am, 5)
+    [resolved] = notices_from_alertmanager({"alerts": [am_alert("resolved")]}, "critical")
+    assert d.admit(resolved, 10) and not d.admit(notice_from_alert_event(event(event="lowered", level="low", previous_level="high")), 11)
+    assert d.admit(am, 20)  # it came back after resolving: page again
+    assert d.admit(kafka, 20 + 600)  # and after the window anyway
+    [medium] = notices_from_alertmanager({"alerts": [am_alert(alertname="YuqingMediumRiskSustained", level="medium")]},
+                                         "warning")
+    assert Deduplicator(600).admit(medium, 0) and medium.dedup_keys() != am.dedup_keys()
+
+
+def test_ops_alerts_dedup_on_their_labels():
+    a, b = (notices_from_alertmanager({"alerts": [{"status": "firing", "labels": {
+        "alertname": "YuqingCrawlerStale", "source": s, "severity": "warning"}}]}, "ops")[0] for s in ("rss", "api"))
+    assert not a.is_brand_alert and a.dedup_keys() != b.dedup_keys()
+    assert "对象：source=rss" in render(a, NOW, markdown=False)
+
+
+def test_config_env_overrides_and_errors():
+    cfg = parse_notify_config({"channels": [{"name": "pr-ding", "kind": "dingtalk", "url_env": "U", "secret": "file"}]},
+                              env={"U": "https://x.invalid/send", "YUQING_NOTIFY_PR_DING_SECRET": "from-env"})
+    assert cfg.channels[0].url == "https://x.invalid/send" and cfg.channels[0].secret == "from-env"
+    for data, message in [({"channels": [{"name": "a", "kind": "sms", "url": "https://x"}]}, "kind must be one of"),
+                          ({"channels": [{"name": "a", "kind": "slack"}]}, "YUQING_NOTIFY_A_URL"),
+                          ({"retry": {"attempts": 0}}, "retry.attempts"), ({"bogus": 1}, "unknown key"),
+                          ({"kafka": {"min_level": "x"}}, "kafka.min_level")]:
+        with pytest.raises(NotifyConfigError, match=message):
+            parse_notify_config(data, env={})
+
+
+def test_render_alertmanager_config_substitutes_every_placeholder():
+    text = render_alertmanager_config("http://127.0.0.1:19104/")
+    assert "__NOTIFY_URL__" not in text and "url: http://127.0.0.1:19104/alertmanager/critical" in text
+    with pytest.raises(NotifyConfigError):
+        render_alertmanager_config("127.0.0.1:19104")
