@@ -16,22 +16,22 @@ class IngestMetrics:
     def __init__(self, registry: CollectorRegistry | None = None):
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.fetched = Counter("yuqing_ingest_fetched_total", "Items a source found", ["source"], registry=r)
-        self.produced = Counter("yuqing_ingest_produced_total", "Posts acknowledged by Kafka (posts.raw)",
+        self.fetched = Counter("yuqing_crawler_fetched_total", "Items a source found", ["source"], registry=r)
+        self.produced = Counter("yuqing_crawler_produced_total", "Posts acknowledged by Kafka (posts.raw)",
                                 ["source"], registry=r)
-        self.rejected = Counter("yuqing_ingest_rejected_total", "Items sent to the dead-letter topic",
+        self.rejected = Counter("yuqing_crawler_rejected_total", "Items sent to the dead-letter topic",
                                 ["source"], registry=r)
-        self.duplicates = Counter("yuqing_ingest_duplicates_total", "Posts dropped as already sent",
+        self.duplicates = Counter("yuqing_crawler_duplicates_total", "Posts dropped as already sent",
                                   ["source", "by"], registry=r)
-        self.requests = Counter("yuqing_ingest_requests_total", "HTTP attempts by answer status",
+        self.requests = Counter("yuqing_crawler_requests_total", "HTTP attempts by answer status",
                                 ["source", "status"], registry=r)
-        self.errors = Counter("yuqing_ingest_errors_total", "Failed polls and deliveries by status",
+        self.errors = Counter("yuqing_crawler_errors_total", "Failed polls and deliveries by status",
                               ["source", "status"], registry=r)
-        self.produce_failures = Counter("yuqing_ingest_produce_failures_total",
+        self.produce_failures = Counter("yuqing_crawler_produce_failures_total",
                                         "Kafka sends that failed (retried on the next poll)", ["source"], registry=r)
-        self.last_success = Gauge("yuqing_ingest_last_success_timestamp_seconds",
+        self.last_success = Gauge("yuqing_crawler_last_success_timestamp_seconds",
                                   "Unix time of the last poll that completed", ["source"], registry=r)
-        self.lag = Gauge("yuqing_ingest_lag_seconds", "Now minus the newest published_at delivered",
+        self.lag = Gauge("yuqing_crawler_lag_seconds", "Now minus the newest published_at delivered",
                          ["source"], registry=r)
         self._newest: dict[str, float] = {}
 

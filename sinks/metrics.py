@@ -66,12 +66,14 @@ _REASON_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     )
 )
 
-#: Crawler metrics, defined by the ingest helper (ingest/); listed so rules stay in step.
+#: Crawler metrics, defined in ingest/metrics.py; listed here so rules and dashboards stay in
+#: step (tests/sinks/test_metrics.py checks this table against the real registry).
 CRAWLER_METRICS = {
-    "yuqing_crawler_fetched_total": ("source", "status"),
+    "yuqing_crawler_fetched_total": ("source",),
+    "yuqing_crawler_requests_total": ("source", "status"),
     "yuqing_crawler_produced_total": ("source",),
     "yuqing_crawler_rejected_total": ("source",),
-    "yuqing_crawler_errors_total": ("source", "kind"),
+    "yuqing_crawler_errors_total": ("source", "status"),
     "yuqing_crawler_last_success_timestamp_seconds": ("source",),
     "yuqing_crawler_lag_seconds": ("source",),
 }

@@ -49,10 +49,13 @@ def stack_settings():
     from yuqing.stack import manager
 
     settings = load_settings()
+    already = {s.name for s in manager.status(settings) if s.healthy}
     manager.up(settings, on_progress=lambda message: None)
     yield settings
-    if os.environ.get("YUQING_TEST_KEEP_STACK") != "1":
-        manager.down(settings, on_progress=lambda message: None)
+    # stop only what this session started: another session may be using the rest
+    started = [s.name for s in manager.status(settings) if s.name not in already]
+    if started and os.environ.get("YUQING_TEST_KEEP_STACK") != "1":
+        manager.down(settings, started, on_progress=lambda message: None)
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ reason, so that callers can route the raw bytes to the dead-letter topic.
 """
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -95,29 +96,24 @@ class Rejected:
     reason: str
     raw: bytes
 
-    def to_dlq_json(self, source: str | None = None) -> str:
-        return json.dumps(
-            {
-                "reason": self.reason,
-                "raw": self.raw.decode("utf-8", errors="replace"),
-                "raw_hex": self.raw.hex() if not _is_utf8(self.raw) else None,
-                "source": source,
-                "rejected_at": datetime.now(timezone.utc).isoformat(),
-            },
-            ensure_ascii=False,
-        )
+    def to_dlq_dict(self, stage: str, source: str | None = None, topic: str | None = None,
+                    partition: int | None = None, offset: int | None = None) -> dict[str, Any]:
+        """The dead-letter record of docs/internal-formats.md."""
+        return {
+            "reason": self.reason,
+            "raw": self.raw.decode("utf-8", errors="replace"),
+            "raw_b64": base64.b64encode(self.raw).decode("ascii"),
+            "stage": stage,
+            "source": source,
+            "topic": topic,
+            "partition": partition,
+            "offset": offset,
+            "rejected_at": datetime.now(timezone.utc).isoformat(),
+        }
 
 
 class PostError(ValueError):
     """Raised by `parse_post_strict` with the same reason a `Rejected` carries."""
-
-
-def _is_utf8(raw: bytes) -> bool:
-    try:
-        raw.decode("utf-8")
-        return True
-    except UnicodeDecodeError:
-        return False
 
 
 def parse_time(value: Any, name: str) -> datetime:

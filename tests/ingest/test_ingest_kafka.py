@@ -142,8 +142,8 @@ def test_failed_delivery_is_counted_and_nothing_is_lost(tmp_path, web, kafka_boo
     finally:
         broken.close()
     assert result.error and result.produced == 0
-    assert metrics.registry.get_sample_value("yuqing_ingest_produce_failures_total", {"source": "news"}) >= 1
-    assert metrics.registry.get_sample_value("yuqing_ingest_errors_total",
+    assert metrics.registry.get_sample_value("yuqing_crawler_produce_failures_total", {"source": "news"}) >= 1
+    assert metrics.registry.get_sample_value("yuqing_crawler_errors_total",
                                              {"source": "news", "status": "produce"}) == 1
     assert not (state / "cursors" / "news.json").exists()
 
@@ -176,13 +176,13 @@ def test_crawler_metrics(tmp_path, web, kafka_bootstrap, kafka_topic):
         producer.close()
     assert results["news"].produced == 2 and results["slow"].error
     sample = metrics.registry.get_sample_value
-    assert sample("yuqing_ingest_requests_total", {"source": "news", "status": "500"}) == 1
-    assert sample("yuqing_ingest_requests_total", {"source": "news", "status": "200"}) == 1
-    assert sample("yuqing_ingest_fetched_total", {"source": "news"}) == 2
-    assert sample("yuqing_ingest_produced_total", {"source": "news"}) == 2
-    assert sample("yuqing_ingest_errors_total", {"source": "slow", "status": "timeout"}) == 1
-    assert sample("yuqing_ingest_requests_total", {"source": "slow", "status": "timeout"}) == 2
-    assert sample("yuqing_ingest_last_success_timestamp_seconds", {"source": "news"}) > 0
-    assert sample("yuqing_ingest_last_success_timestamp_seconds", {"source": "slow"}) is None
-    lag = sample("yuqing_ingest_lag_seconds", {"source": "news"})
+    assert sample("yuqing_crawler_requests_total", {"source": "news", "status": "500"}) == 1
+    assert sample("yuqing_crawler_requests_total", {"source": "news", "status": "200"}) == 1
+    assert sample("yuqing_crawler_fetched_total", {"source": "news"}) == 2
+    assert sample("yuqing_crawler_produced_total", {"source": "news"}) == 2
+    assert sample("yuqing_crawler_errors_total", {"source": "slow", "status": "timeout"}) == 1
+    assert sample("yuqing_crawler_requests_total", {"source": "slow", "status": "timeout"}) == 2
+    assert sample("yuqing_crawler_last_success_timestamp_seconds", {"source": "news"}) > 0
+    assert sample("yuqing_crawler_last_success_timestamp_seconds", {"source": "slow"}) is None
+    lag = sample("yuqing_crawler_lag_seconds", {"source": "news"})
     assert lag > 0 and abs(lag - (datetime.now().timestamp() - 1795575600)) < 60

@@ -97,8 +97,8 @@ def test_reports_202_and_400_and_what_lands_in_kafka(report_server, topic_reader
     assert status == 200
     assert 'yuqing_report_requests_total{status="202"} 2.0' in text
     assert 'yuqing_report_requests_total{status="400"} 3.0' in text
-    assert 'yuqing_ingest_produced_total{source="report"} 2.0' in text
-    assert 'yuqing_ingest_rejected_total{source="report"} 3.0' in text
+    assert 'yuqing_crawler_produced_total{source="report"} 2.0' in text
+    assert 'yuqing_crawler_rejected_total{source="report"} 3.0' in text
 
 
 def test_healthz_and_oversized_bodies(report_server):

@@ -78,3 +78,27 @@ def test_exporter_serves_the_registry_over_http_and_frees_its_port():
     assert 'yuqing_risk_level{brand="快送",category="outage"} 2.0' in body
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{exporter.port}/metrics", timeout=1)
+
+
+def test_crawler_metric_table_matches_the_ingest_registry():
+    """Rules and dashboards read CRAWLER_METRICS names: they must be what ingest exports."""
+    from ingest.metrics import IngestMetrics
+    from sinks.metrics import CRAWLER_METRICS
+
+    metrics = IngestMetrics()
+    metrics.fetched.labels("s").inc()
+    metrics.requests.labels("s", "200").inc()
+    metrics.errors.labels("s", "timeout").inc()
+    metrics.produced.labels("s").inc()
+    metrics.rejected.labels("s").inc()
+    metrics.last_success.labels("s").set(1)
+    metrics.lag.labels("s").set(1)
+    exported = {}
+    for family in metrics.registry.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_created"):
+                continue
+            exported[sample.name] = tuple(sample.labels)
+    for name, labels in CRAWLER_METRICS.items():
+        assert name in exported, f"{name} is read by rules/dashboards but ingest does not export it"
+        assert exported[name] == labels, name

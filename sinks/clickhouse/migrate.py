@@ -1,0 +1,222 @@
+"""Versioned schema migrations for ClickHouse (`yuqing db migrate`).
+
+Migrations are the files `migrations/NNNN_name.sql`, applied in version order and recorded
+in `<db>.schema_migrations` with a checksum of the file. Applying is idempotent: recorded
+versions are skipped, and editing a file after it was applied is an error (write a new
+migration instead). Statements end with `;`. A line `-- @requires version >= 20.3` (or
+`<`, `<=`, `>`, `==`) gates the next statement on the server version: on other servers it
+is skipped. Placeholders: `${db}`, `${analyst_user}` (identifiers) and
+`${analyst_password}` (rendered as a quoted SQL string).
+"""
+from __future__ import annotations
+
+import hashlib
+import operator
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from yuqing.config import ClickHouseSettings
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+MIGRATIONS_TABLE = "schema_migrations"
+
+_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_GATE = re.compile(r"^--\s*@requires\s+version\s*(>=|<=|==|>|<)\s*(\d+)(?:\.(\d+))?(?:\.(\d+))?\s*$")
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_OPS: dict[str, Callable] = {">=": operator.ge, "<=": operator.le, "==": operator.eq, ">": operator.gt, "<": operator.lt}
+
+
+class MigrationError(Exception):
+    """A migration cannot be applied; the message says which file and why."""
+
+
+@dataclass(frozen=True)
+class Statement:
+    sql: str
+    gate: tuple[str, tuple[int, int, int]] | None = None
+
+    def applies_to(self, version: tuple[int, int, int]) -> bool:
+        if self.gate is None:
+            return True
+        op, wanted = self.gate
+        return _OPS[op](version, wanted)
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    checksum: str
+    statements: tuple[Statement, ...]
+
+    @property
+    def filename(self) -> str:
+        return f"{self.version:04d}_{self.name}.sql"
+
+
+@dataclass
+class MigrateResult:
+    server_version: tuple[int, int, int]
+    applied: list[str] = field(default_factory=list)
+    skipped_statements: int = 0
+    already: list[str] = field(default_factory=list)
+
+
+def split_statements(text: str, where: str = "") -> list[Statement]:
+    """Split SQL on `;` outside quotes and comments, keeping `@requires` gates."""
+    out: list[Statement] = []
+    buf: list[str] = []
+    gate = None
+    quote = None
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if quote:
+            buf.append(ch)
+            if ch == "\\" and i + 1 < n:
+                buf.append(text[i + 1])
+                i += 2
+                continue
+            if ch == quote:
+                quote = None
+            i += 1
+            continue
+        if ch in ("'", '"', "`"):
+            quote = ch
+            buf.append(ch)
+            i += 1
+            continue
+        if text.startswith("--", i):
+            end = text.find("\n", i)
+            end = n if end < 0 else end
+            line = text[i:end].strip()
+            if "@requires" in line:
+                m = _GATE.match(line)
+                if not m:
+                    raise MigrationError(f"{where}: bad gate {line!r} (expected `-- @requires version >= 20.3`)")
+                if "".join(buf).strip():
+                    raise MigrationError(f"{where}: a gate must come before its statement, not inside it")
+                gate = (m.group(1), (int(m.group(2)), int(m.group(3) or 0), int(m.group(4) or 0)))
+            i = end
+            continue
+        if ch == ";":
+            sql = "".join(buf).strip()
+            if sql:
+                out.append(Statement(sql, gate))
+            elif gate:
+                raise MigrationError(f"{where}: gate without a statement")
+            buf, gate = [], None
+            i += 1
+            continue
+        buf.append(ch)
+        i += 1
+    if quote:
+        raise MigrationError(f"{where}: unterminated quote")
+    if "".join(buf).strip():
+        raise MigrationError(f"{where}: the last statement lacks its closing `;`")
+    if gate:
+        raise MigrationError(f"{where}: gate without a statement")
+    return out
+
+
+def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    migrations: list[Migration] = []
+    seen: dict[int, str] = {}
+    for path in sorted(directory.glob("*.sql")):
+        m = _FILE.match(path.name)
+        if not m:
+            raise MigrationError(f"{path.name}: migration files are named NNNN_lower_name.sql")
+        version = int(m.group(1))
+        if version in seen:
+            raise MigrationError(f"{path.name}: version {version} is also used by {seen[version]}")
+        seen[version] = path.name
+        data = path.read_bytes()
+        statements = split_statements(data.decode("utf-8"), path.name)
+        if not statements:
+            raise MigrationError(f"{path.name}: no statements")
+        migrations.append(Migration(version, m.group(2), hashlib.sha256(data).hexdigest(), tuple(statements)))
+    return sorted(migrations, key=lambda mig: mig.version)
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def render(sql: str, ch: ClickHouseSettings) -> str:
+    """Fill the placeholders; identifiers are validated, never quoted blindly."""
+    for key, value in (("db", ch.database), ("analyst_user", ch.analyst_user)):
+        if not _IDENT.match(value):
+            raise MigrationError(f"clickhouse.{'database' if key == 'db' else key}: {value!r} is not a valid identifier")
+        sql = sql.replace("${" + key + "}", value)
+    sql = sql.replace("${analyst_password}", _sql_string(ch.analyst_password))
+    leftover = re.search(r"\$\{[^}]*\}", sql)
+    if leftover:
+        raise MigrationError(f"unknown placeholder {leftover.group(0)}")
+    return sql
+
+
+def applied_migrations(client, database: str) -> dict[int, tuple[str, str]]:
+    """version -> (name, checksum) as recorded (argMax copes with duplicate rows)."""
+    rows = client.execute(
+        f"SELECT version, argMax(name, applied_at), argMax(checksum, applied_at) "
+        f"FROM {database}.{MIGRATIONS_TABLE} GROUP BY version"
+    )
+    return {int(v): (n, c) for v, n, c in rows}
+
+
+def migrate(client, ch: ClickHouseSettings, migrations: list[Migration] | None = None, log=None) -> MigrateResult:
+    """Apply the pending migrations; raise MigrationError if an applied one changed."""
+    from .client import error_text, server_version
+
+    migrations = load_migrations() if migrations is None else migrations
+    db = ch.database
+    if not _IDENT.match(db):
+        raise MigrationError(f"clickhouse.database: {db!r} is not a valid identifier")
+    version = server_version(client)
+    result = MigrateResult(server_version=version)
+    client.execute(f"CREATE DATABASE IF NOT EXISTS {db}")
+    client.execute(
+        f"CREATE TABLE IF NOT EXISTS {db}.{MIGRATIONS_TABLE} ("
+        "version UInt32, name String, checksum String, statements_applied UInt16, "
+        "statements_skipped UInt16, server_version String, applied_at DateTime) "
+        "ENGINE = ReplacingMergeTree(applied_at) ORDER BY version"
+    )
+    done = applied_migrations(client, db)
+    # Check every recorded migration first: nothing is applied on top of a changed history.
+    for mig in migrations:
+        if mig.version in done and done[mig.version][1] != mig.checksum:
+            raise MigrationError(
+                f"{mig.filename} was changed after it was applied (checksum {mig.checksum[:12]} "
+                f"!= recorded {done[mig.version][1][:12]}): revert it and add a new migration"
+            )
+    for mig in migrations:
+        if mig.version in done:
+            result.already.append(mig.filename)
+            continue
+        applied = skipped = 0
+        for stmt in mig.statements:
+            if not stmt.applies_to(version):
+                skipped += 1
+                continue
+            try:
+                client.execute(render(stmt.sql, ch))
+            except MigrationError:
+                raise
+            except Exception as exc:  # the server's message, with the file it came from
+                raise MigrationError(
+                    f"{mig.filename}: statement {applied + skipped + 1} failed: {error_text(exc)}") from exc
+            applied += 1
+        client.execute(
+            f"INSERT INTO {db}.{MIGRATIONS_TABLE} "
+            "(version, name, checksum, statements_applied, statements_skipped, server_version, applied_at) VALUES",
+            [(mig.version, mig.name, mig.checksum, applied, skipped, ".".join(map(str, version)),
+              datetime.now(timezone.utc))],
+        )
+        result.applied.append(mig.filename)
+        result.skipped_statements += skipped
+        if log:
+            log(f"applied {mig.filename}: {applied} statement(s), {skipped} skipped for this server version")
+    return result
