@@ -21,9 +21,16 @@ def prepare_process_env(settings: Settings) -> Path:
     opts = os.environ.get("JVM_ARGS", "")
     if "java.io.tmpdir" not in opts:
         os.environ["JVM_ARGS"] = f"{opts} -Djava.io.tmpdir={tmp}".strip()
+    import site
     import tempfile
 
     tempfile.tempdir = str(tmp)
+    # Thread mode embeds CPython in the JVM (pemja), which does not see a venv's packages
+    # unless they are on PYTHONPATH; process mode inherits it too (harmless).
+    paths = [p for p in site.getsitepackages() if p.endswith("site-packages")]
+    paths.append(str(Path(__file__).resolve().parent.parent))
+    current = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths + current))
     return tmp
 
 

@@ -1,0 +1,191 @@
+"""`yuqing replay` and `yuqing job`: run the scoring job (bounded file, or live on Kafka)."""
+from __future__ import annotations
+
+import base64
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_WATCHLIST = Path(__file__).resolve().parent.parent / "data" / "watchlist.sample.yaml"
+
+
+def _settings():
+    from yuqing.cli import CommandError
+    from yuqing.config import ConfigError, load_settings
+
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        raise CommandError(f"bad configuration: {exc}") from None
+
+
+def _job_config(settings, args, **overrides):
+    from scoring.job import JobConfig
+    from scoring.risk import RiskConfigError
+    from scoring.watchlist import WatchlistError
+    from yuqing.cli import CommandError
+
+    if not Path(args.watchlist).is_file():
+        raise CommandError(f"watchlist {args.watchlist} does not exist")
+    try:
+        return JobConfig.build(settings, args.watchlist, args.risk_config, args.sentiment_model, **overrides)
+    except (WatchlistError, RiskConfigError) as exc:
+        raise CommandError(str(exc)) from None
+
+
+class Progress:
+    """A one-line progress report on stderr (only when stderr is a terminal, or forced)."""
+
+    def __init__(self, label: str, total: int | None = None, force: bool = False):
+        self.label, self.total, self.count = label, total, 0
+        self.enabled = force or sys.stderr.isatty()
+        self.started = self.last = time.monotonic()
+
+    def add(self, n: int = 1) -> None:
+        self.count += n
+        now = time.monotonic()
+        if self.enabled and now - self.last >= 0.2:
+            self.last = now
+            self._draw(now)
+
+    def _draw(self, now: float, end: str = "\r") -> None:
+        rate = self.count / max(now - self.started, 1e-9)
+        if self.total:
+            width = 30
+            done = int(width * min(self.count / self.total, 1.0))
+            bar = "#" * done + "-" * (width - done)
+            text = f"{self.label} [{bar}] {self.count:,}/{self.total:,} ({rate:,.0f}/s)"
+        else:
+            text = f"{self.label} {self.count:,} ({rate:,.0f}/s)"
+        print(f"\x1b[2K{text}" if end == "\r" else text, end=end, file=sys.stderr, flush=True)
+
+    def done(self) -> None:
+        if self.enabled:
+            self._draw(time.monotonic(), end="\n")
+
+
+def prepare_replay_csv(input_path: Path, csv_path: Path) -> tuple[int, int, int]:
+    """JSONL (any order of published_at) -> CSV sorted by event time for the file source.
+
+    Lines whose time cannot be read keep their bytes (base64) and sort with the start, so
+    the job itself rejects them into the dead-letter output with the reason.
+    Returns (records, min_ms, max_ms).
+    """
+    from yuqing.post import PostError, parse_time
+
+    rows: list[tuple[int, str, int]] = []
+    undated: list[tuple[str, int]] = []
+    with open(input_path, "rb") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            raw = line.rstrip(b"\r\n")
+            if not raw.strip():
+                continue
+            encoded = base64.b64encode(raw).decode("ascii")
+            try:
+                ts = int(parse_time(json.loads(raw)["published_at"], "published_at").timestamp() * 1000)
+                rows.append((ts, encoded, line_no))
+            except (ValueError, KeyError, TypeError, PostError, UnicodeDecodeError, RecursionError):
+                undated.append((encoded, line_no))
+    rows.sort(key=lambda r: (r[0], r[2]))
+    first = rows[0][0] if rows else 0
+    with open(csv_path, "w", newline="") as out:
+        writer = csv.writer(out)
+        for encoded, line_no in undated:
+            writer.writerow((first, encoded, line_no))
+        writer.writerows(rows)
+    return len(rows) + len(undated), first, rows[-1][0] if rows else 0
+
+
+def run_replay(args) -> int:
+    from yuqing.cli import CommandError
+
+    settings = _settings()
+    input_path = Path(args.input)
+    if not input_path.is_file():
+        raise CommandError(f"input file {input_path} does not exist")
+    cfg = _job_config(settings, args, metrics_port=0, checkpoint_interval_s=0,
+                      parallelism=args.parallelism, python_mode=args.python_mode)
+    work = settings.state_dir / "tmp" / "replay"
+    work.mkdir(parents=True, exist_ok=True)
+    csv_path = work / f"replay-{int(time.time() * 1000)}.csv"
+    total, first_ms, last_ms = prepare_replay_csv(input_path, csv_path)
+    print(f"replay: {total:,} records from {input_path}; starting the scoring job", file=sys.stderr)
+    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    alerts_out = open(args.alerts, "w", encoding="utf-8") if args.alerts else None
+    dlq_out = open(args.dlq, "w", encoding="utf-8") if args.dlq else None
+    reasons: dict[str, int] = {}
+    progress = Progress("replay: windows scored up to", total=None, force=args.progress)
+    counts = {"A": 0, "X": 0, "E": 0}
+    from scoring.job import run_replay_file
+
+    try:
+        for tag, payload in run_replay_file(settings, cfg, csv_path):
+            counts[tag] += 1
+            if tag == "A":
+                out.write(payload + "\n")
+                progress.add()
+            elif tag == "X" and alerts_out:
+                alerts_out.write(payload + "\n")
+            elif tag == "E":
+                reason = json.loads(payload)["reason"]
+                reasons[reason] = reasons.get(reason, 0) + 1
+                if dlq_out:
+                    dlq_out.write(payload + "\n")
+    finally:
+        progress.done()
+        for handle in (out, alerts_out, dlq_out):
+            if handle not in (None, sys.stdout):
+                handle.close()
+        csv_path.unlink(missing_ok=True)
+    print(f"replay: {counts['A']:,} assessments, {counts['X']:,} alert events, "
+          f"{counts['E']:,} rejected records", file=sys.stderr)
+    for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1])[:10]:
+        print(f"replay:   rejected {n:,} x {reason}", file=sys.stderr)
+    return 0
+
+
+def run_job(args) -> int:
+    settings = _settings()
+    cfg = _job_config(settings, args, parallelism=args.parallelism, python_mode=args.python_mode,
+                      checkpoint_interval_s=args.checkpoint_interval)
+    from scoring.job import run_live
+
+    print(f"job: scoring {settings.kafka.raw_topic} on {settings.kafka.bootstrap} "
+          f"(metrics on :{settings.metrics.job_port}); Ctrl-C stops", file=sys.stderr)
+    run_live(settings, cfg, bounded=args.bounded, group_id=args.group_id, savepoint=args.from_savepoint)
+    return 0
+
+
+def _common(parser) -> None:
+    parser.add_argument("--watchlist", default=str(DEFAULT_WATCHLIST), help="watchlist YAML (CONTRACTS §2)")
+    parser.add_argument("--risk-config", help="risk model YAML (docs/risk-model.md); default settings if absent")
+    parser.add_argument("--sentiment-model", help="model file, or 'snownlp'; default: the built-in model")
+    parser.add_argument("--parallelism", type=int, default=1)
+    parser.add_argument("--python-mode", choices=("thread", "process"), default="thread",
+                        help="PyFlink Python execution mode (thread is faster)")
+
+
+def register(subparsers) -> None:
+    replay = subparsers.add_parser(
+        "replay", help="score a JSONL file of posts with the scoring job; print assessments",
+        description="Run the live scoring job over a bounded file of posts (any order of published_at) "
+                    "and write risk assessments (CONTRACTS §3) as JSON lines.")
+    replay.add_argument("--input", required=True, help="posts, one JSON object per line")
+    replay.add_argument("--output", help="assessments file (default: stdout)")
+    replay.add_argument("--alerts", help="also write alert events (JSON lines) here")
+    replay.add_argument("--dlq", help="also write rejected records (JSON lines) here")
+    replay.add_argument("--progress", action="store_true", help="show progress even when stderr is not a terminal")
+    _common(replay)
+    replay.set_defaults(func=run_replay)
+
+    job = subparsers.add_parser("job", help="run the live scoring job (Kafka in, Kafka out)")
+    job_sub = job.add_subparsers(dest="job_action", metavar="ACTION")
+    run = job_sub.add_parser("run", help="run the job in the local mini-cluster until interrupted")
+    _common(run)
+    run.add_argument("--bounded", action="store_true", help="stop at the end of what is in Kafka now")
+    run.add_argument("--group-id", default="yuqing-scoring")
+    run.add_argument("--checkpoint-interval", type=int, default=30, help="seconds (0: off)")
+    run.add_argument("--from-savepoint", help="restore state from this savepoint or checkpoint")
+    run.set_defaults(func=run_job)
