@@ -99,10 +99,8 @@ def _worker_metrics(cfg: JobConfig):
 
 def _load_sentiment(cfg: JobConfig):
     os.environ.setdefault("YUQING_STATE_DIR", cfg.state_dir)
-    try:
-        from scoring.sentiment import load_model
-    except ImportError:  # DEV-ONLY until the sentiment package exports load_model
-        from scoring.sentiment.model import read_model as load_model
+    from scoring.sentiment import load_model
+
     model = load_model(cfg.sentiment_model)
     return model.predict_proba
 

@@ -17,6 +17,9 @@ COMMAND_MODULES = (
     "scoring.sentiment.cli",
     "sinks.cli",
     "yuqing.synth_cli",
+    "yuqing.run",
+    "sinks.response.cli",
+    "sinks.report.cli",
 )
 
 

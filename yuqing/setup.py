@@ -19,6 +19,11 @@ DEBIAN_PACKAGES = {
     "amtool": "prometheus-alertmanager",
     "java": "openjdk-17-jre-headless",
     "mvn": "maven",
+    "chromium": "chromium",  # renders the weekly report in its test (headless screenshot)
+}
+# Go tools, installed from the Go module proxy into the lib folder (pinned here).
+GO_TOOLS = {
+    "kubeconform": "github.com/yannh/kubeconform/cmd/kubeconform@v0.8.0",  # offline k8s manifest checks
 }
 POM = REPO_ROOT / "deploy" / "maven" / "pom.xml"
 
@@ -94,6 +99,29 @@ def _jars_match_pom(settings: Settings) -> bool:
     ).exists()
 
 
+def install_go_tools(settings: Settings) -> None:
+    bin_dir = settings.lib_dir / "bin"
+    missing = {name: module for name, module in GO_TOOLS.items() if not (bin_dir / name).exists()}
+    if not missing:
+        _say(f"tools present in {bin_dir}")
+        return
+    if shutil.which("go") is None:
+        _say(f"`go` not found: skipping {', '.join(missing)} (their tests will skip; install Go to run them)")
+        return
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, GOBIN=str(bin_dir), GOFLAGS="-mod=mod")
+    for name, module in missing.items():
+        t0 = time.monotonic()
+        try:
+            result = subprocess.run(["go", "install", module], env=env, capture_output=True, text=True, timeout=900)
+        except subprocess.TimeoutExpired:
+            raise SetupError(f"`go install {module}` took over 15 minutes; is the Go module proxy reachable?") from None
+        if result.returncode != 0:
+            tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise SetupError(f"`go install {module}` failed: {tail[0]}")
+        _say(f"  {name} installed in {time.monotonic() - t0:.0f} s")
+
+
 def build_models(settings: Settings) -> None:
     try:
         from scoring.sentiment import load_model  # noqa: F401
@@ -110,6 +138,7 @@ def run_setup(settings: Settings, skip_apt: bool = False, skip_models: bool = Fa
     if not skip_apt:
         install_debian_packages()
     fetch_jars(settings)
+    install_go_tools(settings)
     if not skip_models:
         build_models(settings)
     _say("done")
