@@ -154,7 +154,8 @@ def run_job(args) -> int:
 
     print(f"job: scoring {settings.kafka.raw_topic} on {settings.kafka.bootstrap} "
           f"(metrics on :{settings.metrics.job_port}); Ctrl-C stops", file=sys.stderr)
-    run_live(settings, cfg, bounded=args.bounded, group_id=args.group_id, savepoint=args.from_savepoint)
+    run_live(settings, cfg, bounded=args.bounded, group_id=args.group_id, savepoint=args.from_savepoint,
+             resume=args.resume)
     return 0
 
 
@@ -188,4 +189,6 @@ def register(subparsers) -> None:
     run.add_argument("--group-id", default="yuqing-scoring")
     run.add_argument("--checkpoint-interval", type=int, default=30, help="seconds (0: off)")
     run.add_argument("--from-savepoint", help="restore state from this savepoint or checkpoint")
+    run.add_argument("--no-resume", dest="resume", action="store_false",
+                     help="start with empty state instead of the newest retained checkpoint")
     run.set_defaults(func=run_job)

@@ -305,6 +305,16 @@ def kafka_sink_ddl(name: str, topic: str, settings: Settings) -> str:
     )
 
 
+def latest_checkpoint(checkpoint_dir: Path) -> str | None:
+    """The newest complete retained checkpoint (…/<job id>/chk-N with _metadata), if any."""
+    if not checkpoint_dir.is_dir():
+        return None
+    complete = [meta.parent for meta in checkpoint_dir.glob("*/chk-*/_metadata")]
+    if not complete:
+        return None
+    return str(max(complete, key=lambda p: p.stat().st_mtime))
+
+
 def create_environments(settings: Settings, cfg: JobConfig, checkpoint_dir: Path | None = None,
                         savepoint: str | None = None):
     from pyflink.table import StreamTableEnvironment
@@ -319,6 +329,11 @@ def create_environments(settings: Settings, cfg: JobConfig, checkpoint_dir: Path
         "table.local-time-zone": "UTC",
         "pipeline.name": "yuqing-scoring",
         "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
+        "execution.checkpointing.num-retained": "3",
+        # a failed task (e.g. a crashed Python worker) restarts from the last checkpoint
+        "restart-strategy.type": "fixed-delay",
+        "restart-strategy.fixed-delay.attempts": "20",
+        "restart-strategy.fixed-delay.delay": "3 s",
     }
     if savepoint:
         extra["execution.state-recovery.path"] = savepoint
@@ -360,8 +375,9 @@ def build_scoring(env, t_env, cfg: JobConfig, base64_input: bool):
 
 def run_live(settings: Settings, cfg: JobConfig, bounded: bool = False, group_id: str = "yuqing-scoring",
              checkpoint_dir: Path | None = None, savepoint: str | None = None, wait: bool = True,
-             topics: dict[str, str] | None = None):
-    """The live job: Kafka in, Kafka out. `bounded` stops at the offsets current at start."""
+             topics: dict[str, str] | None = None, resume: bool = False):
+    """The live job: Kafka in, Kafka out. `bounded` stops at the offsets current at start.
+    `resume` restores the newest retained checkpoint (baselines, open windows, offsets)."""
     from pyflink.common.serialization import SimpleStringSchema
     from pyflink.datastream.connectors.base import DeliveryGuarantee
     from pyflink.datastream.connectors.kafka import KafkaRecordSerializationSchema, KafkaSink
@@ -370,6 +386,10 @@ def run_live(settings: Settings, cfg: JobConfig, bounded: bool = False, group_id
            "assessments": settings.kafka.assessments_topic, "alerts": settings.kafka.alerts_topic}
     out.update(topics or {})
     checkpoint_dir = checkpoint_dir or (settings.state_dir / "flink" / "checkpoints")
+    if resume and savepoint is None:
+        savepoint = latest_checkpoint(checkpoint_dir)
+        if savepoint:
+            print(f"job: resuming from checkpoint {savepoint}", file=sys.stderr)
     env, t_env = create_environments(settings, cfg, checkpoint_dir, savepoint)
     t_env.execute_sql(kafka_source_ddl(settings, cfg, group_id, bounded))
     assessments, alerts = build_scoring(env, t_env, cfg, base64_input=False)

@@ -270,7 +270,7 @@ def run(args) -> int:
         pipeline.start("sink", "sink", "clickhouse")
         pipeline.start("notify", "notify", "--config", str(demo_notify_config(run_dir / "notify.yaml", inbox.port)))
         pipeline.start("report-server", "report-server")
-        pipeline.start("job", "job", "run", "--watchlist", str(WATCHLIST), "--checkpoint-interval", "30")
+        pipeline.start("job", "job", "run", "--watchlist", str(WATCHLIST), "--checkpoint-interval", "30", "--no-resume")
         wait_http(f"http://{settings.metrics.host}:{settings.metrics.notify_port}/healthz", 30)
         viewer = threading.Thread(target=consume, args=(settings, state, stop, started), daemon=True)
         viewer.start()

@@ -55,7 +55,9 @@ class SentimentModel:
             chunk = texts[start : start + CHUNK_TEXTS]
             doc, col, val, dense = self.featurizer._transform(chunk)
             logit = np.bincount(doc, weights=w_hashed[col] * val, minlength=len(chunk))
-            out[start : start + len(chunk)] = logit + dense @ w_dense + self.bias
+            logit += dense @ w_dense + self.bias
+            logit[np.bincount(doc, minlength=len(chunk)) == 0] = 0.0  # no content: P = 0.5
+            out[start : start + len(chunk)] = logit
         return out
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:

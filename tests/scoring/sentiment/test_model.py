@@ -16,7 +16,7 @@ from scoring.sentiment.model import (
 def test_training_learns_synthetic_polarity(small_model):
     p = small_model.predict_proba(["这家店味道很好，非常满意", "快递太慢了，非常失望", ""])
     assert p[0] > 0.7 and p[1] < 0.3
-    assert 0.0 <= p[2] <= 1.0
+    assert p[2] == 0.5  # nothing to go on: neutral, not the training prior
     assert small_model.meta["heldout"]["accuracy"] >= 0.9
     assert small_model.meta["training_rows"] == 240
 
