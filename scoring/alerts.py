@@ -82,6 +82,7 @@ class AlertEvent:
     risk_score: float
     examples: tuple[dict[str, Any], ...]
     playbook: Playbook
+    forecast: dict[str, Any] | None = None  # scoring.forecast.Forecast.to_dict(), on raised events
 
     @property
     def alert_id(self) -> str:
@@ -101,4 +102,5 @@ class AlertEvent:
             "examples": [dict(e) for e in self.examples[:3]],
             "playbook": self.playbook.to_dict(),
             "deadlines": self.playbook.deadlines_from(self.first_detected_ms),
+            "forecast": self.forecast,
         }

@@ -36,14 +36,51 @@ class KeyState:
 
     baseline: Baseline = field(default_factory=Baseline)
     alert: AlertState = field(default_factory=AlertState)
+    history: tuple[int, ...] = ()  # posts per slide, oldest first, ending at history_end_ms
+    history_end_ms: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"baseline": self.baseline.to_dict(), "alert": self.alert.to_dict()}
+        return {"baseline": self.baseline.to_dict(), "alert": self.alert.to_dict(),
+                "history": list(self.history), "history_end_ms": self.history_end_ms}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> "KeyState":
         data = data or {}
-        return cls(Baseline.from_dict(data.get("baseline")), AlertState.from_dict(data.get("alert")))
+        return cls(Baseline.from_dict(data.get("baseline")), AlertState.from_dict(data.get("alert")),
+                   tuple(int(x) for x in data.get("history") or ()), data.get("history_end_ms"))
+
+
+HISTORY_SLIDES = 120  # two hours of one-minute slides feed the forecast
+
+
+def extend_history(state: KeyState, stats: WindowStats, slide_ms: int) -> tuple[tuple[int, ...], int]:
+    """Append the window's newest slide, with zeros for slides in which no window fired."""
+    history = list(state.history)
+    if state.history_end_ms is not None and stats.window_end_ms > state.history_end_ms:
+        gap = (stats.window_end_ms - state.history_end_ms) // slide_ms - 1
+        history.extend([0] * min(max(gap, 0), HISTORY_SLIDES))
+    elif state.history_end_ms is not None:
+        return state.history, state.history_end_ms  # an older window: history already has it
+    history.append(stats.last_slide_posts)
+    return tuple(history[-HISTORY_SLIDES:]), stats.window_end_ms
+
+
+def alert_forecast(stats: WindowStats, history: tuple[int, ...], baseline: Baseline, level: str,
+                   watchlist: Watchlist | None, cfg: RiskConfig) -> dict[str, Any] | None:
+    """The short-term forecast an alert carries: volume next 1 h / 6 h, chance of the next level."""
+    from scoring.forecast import forecast, posts_to_reach
+
+    if not history:
+        return None
+    levels = ("low", "medium", "high")
+    next_level = levels[levels.index(level) + 1] if level != "high" else None
+    target = None
+    if next_level is not None:
+        target = posts_to_reach(stats, baseline, category_weight(stats.category, watchlist, cfg.severity),
+                                next_level, cfg)
+    result = forecast(history, stats.window_end_ms, window_minutes=max(1, cfg.window.size_s // 60),
+                      next_level=next_level if target is not None else None, next_level_posts=target)
+    return result.to_dict()
 
 
 def score_window(stats: WindowStats, state: KeyState, watchlist: Watchlist | None, cfg: RiskConfig,
@@ -56,7 +93,9 @@ def score_window(stats: WindowStats, state: KeyState, watchlist: Watchlist | Non
     vol = volatility(stats, state.baseline, slide_s, cfg.volatility)
     score = risk_score(inf, sev, vol, cfg.score)
     alert, change = next_level(state.alert, score, stats.window_end_ms, slide_s * 1000, cfg.score, cfg.alerts)
-    new_state = KeyState(update_baseline(state.baseline, stats, stats.window_end_ms, slide_s, cfg.volatility), alert)
+    history, history_end = extend_history(state, stats, slide_s * 1000)
+    new_state = KeyState(update_baseline(state.baseline, stats, stats.window_end_ms, slide_s, cfg.volatility), alert,
+                         history, history_end)
     assessment = Assessment(
         brand=stats.brand, category=stats.category,
         window_start_ms=stats.window_start_ms, window_end_ms=stats.window_end_ms,
@@ -75,6 +114,8 @@ def score_window(stats: WindowStats, state: KeyState, watchlist: Watchlist | Non
             posts=stats.posts, negative_ratio=stats.negative_ratio, influence=inf, severity=sev,
             volatility=vol, risk_score=score, examples=tuple(examples[: cfg.alerts.examples]),
             playbook=playbooks[alert.level],
+            forecast=alert_forecast(stats, history, state.baseline, alert.level, watchlist, cfg)
+            if change == "raised" else None,
         )
     return assessment, event, new_state
 
@@ -223,7 +264,8 @@ class Engine:
         self._fired[key] = end
         if not acc.posts:
             return
-        stats = acc.stats(key[0], key[1], start, end)
+        newest = self._panes[key].get(end - self.slide_ms)
+        stats = acc.stats(key[0], key[1], start, end, last_slide_posts=newest.acc.posts if newest else 0)
         examples = [e for _, e in sorted(candidates, key=lambda c: c[0], reverse=True)]
         state = self.states.get(key) or KeyState()
         assessment, event, self.states[key] = score_window(

@@ -116,6 +116,13 @@ WINDOW_AGGREGATES: dict[str, str] = {
 }
 
 
+# Aggregates that depend on the window itself: `{window_end_ms}` (an SQL expression for the
+# window's end in epoch ms) and `{slide_ms}` are filled in by the job.
+WINDOW_END_AGGREGATES: dict[str, str] = {
+    "last_slide_posts": "SUM(CASE WHEN event_ms >= {window_end_ms} - {slide_ms} THEN 1 ELSE 0 END)",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class WindowStats:
     """Aggregates of one key's PostFeatures in one window (see WINDOW_AGGREGATES).
@@ -145,6 +152,9 @@ class WindowStats:
     trending_hits: int = 0
     first_ms: int = 0
     last_ms: int = 0
+    # posts in the window's newest slide: the per-slide history the forecast is fitted to.
+    # (WINDOW_END_AGGREGATES: it depends on the window's end)
+    last_slide_posts: int = 0
 
     @property
     def negative_ratio(self) -> float:
@@ -222,9 +232,9 @@ class Accumulator:
         self.first_ms = other.first_ms if self.first_ms is None else min(self.first_ms, other.first_ms)
         self.last_ms = other.last_ms if self.last_ms is None else max(self.last_ms, other.last_ms)
 
-    def stats(self, brand: str, category: str, start_ms: int, end_ms: int) -> WindowStats:
+    def stats(self, brand: str, category: str, start_ms: int, end_ms: int, last_slide_posts: int = 0) -> WindowStats:
         s = self.sums
-        return WindowStats(
+        return WindowStats(last_slide_posts=last_slide_posts,
             brand=brand, category=category, window_start_ms=start_ms, window_end_ms=end_ms,
             posts=self.posts, negative_posts=s["negative"], neg_intensity_sum=s["neg_intensity"],
             distinct_platforms=len(self.platforms), distinct_authors=len(self.authors),

@@ -13,6 +13,13 @@ from pathlib import Path
 from yuqing.config import Settings
 
 
+def in_cluster_client() -> bool:
+    """True when `flink run` (or a JobManager in application mode) started this program:
+    PyFlink then talks to that JVM through PYFLINK_GATEWAY_PORT, and the cluster's own
+    configuration decides addresses, temp dirs, checkpoint storage and the workers' Python."""
+    return "PYFLINK_GATEWAY_PORT" in os.environ
+
+
 def prepare_process_env(settings: Settings) -> Path:
     """Point temp files at the state folder before the JVM starts; returns that folder."""
     tmp = settings.state_dir / "tmp" / "flink"
@@ -37,10 +44,13 @@ def prepare_process_env(settings: Settings) -> Path:
 def stream_env(settings: Settings, parallelism: int = 1, *, python_mode: str = "process",
                checkpoint_interval_ms: int | None = None, checkpoint_dir: Path | None = None,
                extra_config: dict[str, str] | None = None):
-    tmp = prepare_process_env(settings)
     from pyflink.common import Configuration
     from pyflink.datastream import StreamExecutionEnvironment
 
+    if in_cluster_client():
+        return _cluster_stream_env(settings, parallelism, python_mode, checkpoint_interval_ms, checkpoint_dir,
+                                   extra_config)
+    tmp = prepare_process_env(settings)
     config = Configuration()
     config.set_string("pipeline.jars", settings.flink_connector_jar.as_uri())
     config.set_string("python.executable", sys.executable)
@@ -57,6 +67,28 @@ def stream_env(settings: Settings, parallelism: int = 1, *, python_mode: str = "
     for key, value in (extra_config or {}).items():
         config.set_string(key, value)
     env = StreamExecutionEnvironment.get_execution_environment(config)
+    env.set_parallelism(parallelism)
+    if checkpoint_interval_ms:
+        env.enable_checkpointing(checkpoint_interval_ms)
+    return env
+
+
+def _cluster_stream_env(settings: Settings, parallelism: int, python_mode: str,
+                        checkpoint_interval_ms: int | None, checkpoint_dir: Path | None,
+                        extra_config: dict[str, str] | None):
+    """Only job-level options: the cluster keeps its addresses, temp dirs and Python."""
+    from pyflink.common import Configuration
+    from pyflink.datastream import StreamExecutionEnvironment
+
+    config = Configuration()
+    config.set_string("python.execution-mode", python_mode)
+    if checkpoint_dir is not None:
+        config.set_string("execution.checkpointing.dir", checkpoint_dir.as_uri())
+    for key, value in (extra_config or {}).items():
+        config.set_string(key, value)
+    env = StreamExecutionEnvironment.get_execution_environment(config)
+    # appended, not set: `flink run -py` already lists flink-python's jar there
+    env.add_jars(settings.flink_connector_jar.as_uri())
     env.set_parallelism(parallelism)
     if checkpoint_interval_ms:
         env.enable_checkpointing(checkpoint_interval_ms)

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from scoring.batch import GS, KEY_FIELDS, KEY_FIELD_TYPES, RS, US
-from scoring.features import WINDOW_AGGREGATES
+from scoring.features import WINDOW_AGGREGATES, WINDOW_END_AGGREGATES
 from yuqing.config import Settings
 
 
@@ -253,12 +253,16 @@ def key_rows_sql(source_view: str) -> str:
 
 def window_sql(cfg: JobConfig) -> str:
     aggregates = ", ".join(f"{expr} AS `{name}`" for name, expr in WINDOW_AGGREGATES.items())
+    window_end_ms = "UNIX_TIMESTAMP(DATE_FORMAT(window_end, 'yyyy-MM-dd HH:mm:ss')) * 1000"
+    end_aggregates = ", ".join(
+        f"{expr.format(window_end_ms=window_end_ms, slide_ms=cfg.window_slide_s * 1000)} AS `{name}`"
+        for name, expr in WINDOW_END_AGGREGATES.items())
     return (
         # epoch ms on the JVM: Java time objects do not cross into embedded Python cleanly
         "SELECT brand, category, "
         "UNIX_TIMESTAMP(DATE_FORMAT(window_start, 'yyyy-MM-dd HH:mm:ss')) * 1000 AS window_start_ms, "
         "UNIX_TIMESTAMP(DATE_FORMAT(window_end, 'yyyy-MM-dd HH:mm:ss')) * 1000 AS window_end_ms, "
-        f"{aggregates}, MAX(example) AS example "
+        f"{aggregates}, {end_aggregates}, MAX(example) AS example "
         f"FROM TABLE(HOP(TABLE key_rows, DESCRIPTOR(ts), {_interval(cfg.window_slide_s)}, "
         f"{_interval(cfg.window_size_s)})) "
         f"GROUP BY brand, category, window_start, window_end"
@@ -385,8 +389,11 @@ def run_live(settings: Settings, cfg: JobConfig, bounded: bool = False, group_id
     out = {"dlq": settings.kafka.dlq_topic, "scored": settings.kafka.scored_topic,
            "assessments": settings.kafka.assessments_topic, "alerts": settings.kafka.alerts_topic}
     out.update(topics or {})
-    checkpoint_dir = checkpoint_dir or (settings.state_dir / "flink" / "checkpoints")
-    if resume and savepoint is None:
+    from scoring.flink_env import in_cluster_client
+
+    if checkpoint_dir is None and not in_cluster_client():  # on a cluster: its own checkpoint storage
+        checkpoint_dir = settings.state_dir / "flink" / "checkpoints"
+    if resume and savepoint is None and checkpoint_dir is not None:
         savepoint = latest_checkpoint(checkpoint_dir)
         if savepoint:
             print(f"job: resuming from checkpoint {savepoint}", file=sys.stderr)
@@ -435,22 +442,39 @@ def run_replay_file(settings: Settings, cfg: JobConfig, csv_path: Path):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point for `flink run -py scoring/job.py` and `python -m scoring.job`."""
+    """Entry point for `flink run -py scoring/job.py` (a session cluster, or a JobManager in
+    application mode) and `python -m scoring.job` (the local mini-cluster).
+
+    Defaults come from the settings (YUQING_* environment); group id and parallelism also
+    from YUQING_JOB_GROUP_ID / YUQING_JOB_PARALLELISM, so a deployment can set them there."""
     import argparse
 
     from yuqing.config import load_settings
 
+    settings = load_settings()
     parser = argparse.ArgumentParser(prog="scoring.job", description="Run the Yuqing scoring job (live, Kafka).")
     parser.add_argument("--watchlist", required=True)
     parser.add_argument("--risk-config")
     parser.add_argument("--sentiment-model")
-    parser.add_argument("--parallelism", type=int, default=1)
-    parser.add_argument("--bounded", action="store_true")
+    parser.add_argument("--parallelism", type=int, default=int(os.environ.get("YUQING_JOB_PARALLELISM", "1")))
+    parser.add_argument("--bounded", action="store_true", help="stop at the offsets that are current at start")
+    parser.add_argument("--topic", default=settings.kafka.raw_topic, help="raw posts topic")
+    parser.add_argument("--group-id", default=os.environ.get("YUQING_JOB_GROUP_ID", "yuqing-scoring"))
+    parser.add_argument("--python-mode", choices=("thread", "process"), default="thread")
+    parser.add_argument("--checkpoint-interval", type=int, default=30, help="seconds (0: off)")
+    parser.add_argument("--checkpoint-dir", help="checkpoint storage (default: the cluster's, or the state folder)")
+    parser.add_argument("--metrics-port", type=int, default=settings.metrics.job_port,
+                        help="first port for the workers' /metrics (0: none)")
+    parser.add_argument("--from-savepoint", help="restore from this savepoint (or use `flink run -s`)")
     args = parser.parse_args(argv)
-    settings = load_settings()
+    if args.parallelism < 1:
+        parser.error("--parallelism must be at least 1")
     cfg = JobConfig.build(settings, args.watchlist, args.risk_config, args.sentiment_model,
-                          parallelism=args.parallelism)
-    run_live(settings, cfg, bounded=args.bounded)
+                          parallelism=args.parallelism, topic=args.topic, python_mode=args.python_mode,
+                          checkpoint_interval_s=args.checkpoint_interval, metrics_port=args.metrics_port)
+    checkpoint_dir = Path(args.checkpoint_dir).resolve() if args.checkpoint_dir else None
+    run_live(settings, cfg, bounded=args.bounded, group_id=args.group_id, checkpoint_dir=checkpoint_dir,
+             savepoint=args.from_savepoint)
     return 0
 
 

@@ -28,6 +28,8 @@ TEST_ENV = {
     "YUQING_METRICS_SINK_PORT": "19203",
     "YUQING_METRICS_NOTIFY_PORT": "19204",
     "YUQING_METRICS_REPORT_SERVER_PORT": "18180",
+    "YUQING_FLINK_REST_PORT": "18181",
+    "YUQING_FLINK_RPC_PORT": "16223",
 }
 for _key, _value in TEST_ENV.items():
     os.environ.setdefault(_key, _value)

@@ -87,6 +87,22 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True)
+class FlinkSettings:
+    """The optional local standalone Flink cluster (`yuqing stack up --flink-cluster`)."""
+
+    host: str = "127.0.0.1"
+    rest_port: int = 18081
+    rpc_port: int = 16123
+    jobmanager_memory_mb: int = 768
+    taskmanager_memory_mb: int = 1024
+    request_timeout_s: float = 10.0
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.rest_port}"
+
+
+@dataclass(frozen=True)
 class Settings:
     state_dir: Path = REPO_ROOT / ".yuqing"
     # downloaded jars live apart from the state so that test stacks and purges share them
@@ -96,6 +112,7 @@ class Settings:
     prometheus: PrometheusSettings = field(default_factory=PrometheusSettings)
     alertmanager: AlertmanagerSettings = field(default_factory=AlertmanagerSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    flink: FlinkSettings = field(default_factory=FlinkSettings)
 
     @property
     def flink_connector_jar(self) -> Path:
@@ -191,7 +208,7 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
 
 def _check_ports_distinct(settings: Settings) -> None:
     seen: dict[int, str] = {}
-    for section in ("kafka", "clickhouse", "prometheus", "alertmanager", "metrics"):
+    for section in ("kafka", "clickhouse", "prometheus", "alertmanager", "metrics", "flink"):
         obj = getattr(settings, section)
         for f in fields(obj):
             if f.name.endswith("port"):

@@ -192,6 +192,8 @@ def emoticon_char(code: str) -> str:
 def _clip(text: object, config: FeatureConfig) -> str:
     if not isinstance(text, str):
         text = "" if text is None else str(text)
+    if text.isspace():
+        return ""
     limit = config.head_chars + config.tail_chars
     if len(text) > limit:
         text = text[: config.head_chars] + " " + text[-config.tail_chars :]

@@ -54,7 +54,7 @@ class SentimentModel:
         for start in range(0, len(texts), CHUNK_TEXTS):
             chunk = texts[start : start + CHUNK_TEXTS]
             doc, col, val, dense = self.featurizer._transform(chunk)
-            logit = np.bincount(doc, weights=w_hashed[col] * val, minlength=len(chunk))
+            logit = np.bincount(doc, weights=w_hashed[col] * val, minlength=len(chunk)).astype(np.float64)
             logit += dense @ w_dense + self.bias
             logit[np.bincount(doc, minlength=len(chunk)) == 0] = 0.0  # no content: P = 0.5
             out[start : start + len(chunk)] = logit

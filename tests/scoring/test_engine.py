@@ -26,7 +26,7 @@ CONTRACT_FIELDS = {"brand", "category", "window_start", "window_end", "posts", "
                    "influence", "severity", "volatility", "risk_score", "level"}
 ALERT_FIELDS = {"alert_id", "event", "brand", "category", "level", "previous_level", "at", "first_detected_at",
                 "window_start", "window_end", "posts", "negative_ratio", "influence", "severity", "volatility",
-                "risk_score", "examples", "playbook", "deadlines"}
+                "risk_score", "examples", "playbook", "deadlines", "forecast"}
 
 
 def scenario_posts(watchlist, seed: int):
@@ -85,6 +85,25 @@ def test_alert_events(replay):
     hours = {d["hours_after_detection"] for d in record["deadlines"]}
     assert {2.0, 4.0, 12.0} <= hours
     assert not [e for e in result.alerts if e.brand == CALM]
+
+
+def test_raised_alerts_carry_a_forecast_fitted_to_the_key_history(replay):
+    _, result = replay
+    raised = [e for e in result.alerts if e.event == "raised"]
+    assert raised and all(e.forecast is not None for e in raised)
+    lowered = [e for e in result.alerts if e.event == "lowered"]
+    assert all(e.forecast is None for e in lowered)
+    high = [e for e in raised if e.brand == CRISIS and e.category == "privacy" and e.level == "high"][-1].forecast
+    assert high["history_minutes"] >= 10
+    assert 0 <= high["next_1h_low"] <= high["next_1h"] <= high["next_1h_high"]
+    assert high["next_6h"] >= high["next_1h"]
+    assert high["next_level"] is None  # already at the top level
+    medium = [e for e in raised if e.level == "medium"]
+    if medium:
+        f = medium[0].forecast
+        assert f["next_level"] in ("high", None)
+        if f["next_level"] == "high":
+            assert 0.0 <= f["p_next_level_1h"] <= f["p_next_level_6h"] <= 1.0
 
 
 def test_assessment_records_follow_the_contract(replay):

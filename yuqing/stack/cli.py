@@ -25,12 +25,12 @@ def _run_stack(args) -> int:
     try:
         if args.action == "up":
             print(f"yuqing stack up: state folder {settings.state_dir}", file=sys.stderr)
-            statuses = manager.up(settings, args.components, timeout_s=args.timeout)
+            statuses = manager.up(settings, args.components, timeout_s=args.timeout, flink=args.flink_cluster)
         elif args.action == "down":
             manager.down(settings, args.components, purge=args.purge)
             return 0
         else:
-            statuses = manager.status(settings, args.components)
+            statuses = manager.status(settings, args.components, flink=args.flink_cluster)
     except StackError as exc:
         raise CommandError(str(exc)) from None
     if args.json:
@@ -38,7 +38,7 @@ def _run_stack(args) -> int:
     else:
         for s in statuses:
             pid = f"pid {s.pid}" if s.pid else "-"
-            print(f"{s.name:<13} {s.state:<10} {pid:<11} {s.address}")
+            print(f"{s.name:<19} {s.state:<10} {pid:<11} {s.address}")
     return 0 if all(s.healthy for s in statuses) else 1
 
 
@@ -61,9 +61,13 @@ def register(subparsers) -> None:
     )
     stack.add_argument("action", choices=("up", "down", "status"))
     stack.add_argument("components", nargs="*", metavar="COMPONENT",
-                       help="kafka, clickhouse, prometheus, alertmanager (default: all)")
+                       help="kafka, clickhouse, prometheus, alertmanager, flink (default: all; "
+                            "flink only with --flink-cluster, or when it is running)")
     stack.add_argument("--config", help="YAML settings file (or YUQING_CONFIG)")
     stack.add_argument("--purge", action="store_true", help="with down: also delete the data")
+    stack.add_argument("--flink-cluster", action="store_true",
+                       help="with up/status: also a local standalone Flink cluster (JobManager + 2 TaskManagers) "
+                            "for `yuqing job submit`; `down` stops it whenever it runs")
     stack.add_argument("--timeout", type=float, default=None, help="seconds each component may take to become healthy")
     stack.add_argument("--json", action="store_true", help="print status as JSON")
     stack.set_defaults(func=_run_stack)

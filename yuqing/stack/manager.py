@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from yuqing.config import Settings
-from yuqing.stack.components import COMPONENTS, Component, StackError, java_env
+from yuqing.stack.components import (
+    COMPONENTS,
+    FLINK_COMPONENTS,
+    Component,
+    StackError,
+    flink_cluster_ready,
+)
 from yuqing.stack.process import PidFile, port_in_use, spawn, terminate
 
 
@@ -41,14 +47,26 @@ def log_path(settings: Settings, component: Component):
     return settings.state_dir / "logs" / f"{component.name}.log"
 
 
-def select(names: Iterable[str] | None) -> list[Component]:
+def select(names: Iterable[str] | None, flink: bool = False) -> list[Component]:
+    """Named components (`flink` names the whole Flink cluster), or the default set plus,
+    with `flink`, the Flink cluster."""
     if not names:
-        return list(COMPONENTS)
-    by_name = {c.name: c for c in COMPONENTS}
-    unknown = [n for n in names if n not in by_name]
+        return list(COMPONENTS) + (list(FLINK_COMPONENTS) if flink else [])
+    by_name = {c.name: c for c in COMPONENTS + FLINK_COMPONENTS}
+    unknown = [n for n in names if n not in by_name and n != "flink"]
     if unknown:
-        raise StackError(f"unknown component(s) {', '.join(unknown)}; known: {', '.join(by_name)}")
-    return [by_name[n] for n in names]
+        raise StackError(f"unknown component(s) {', '.join(unknown)}; known: {', '.join(by_name)}, flink")
+    chosen: list[Component] = []
+    for n in names:
+        for c in (FLINK_COMPONENTS if n == "flink" else (by_name[n],)):
+            if c not in chosen:
+                chosen.append(c)
+    return chosen
+
+
+def flink_started(settings: Settings) -> bool:
+    """Whether `up --flink-cluster` left pid files (so `status` and `down` include it)."""
+    return any(pid_file(settings, c).path.exists() for c in FLINK_COMPONENTS)
 
 
 def component_status(settings: Settings, component: Component) -> ComponentStatus:
@@ -62,8 +80,8 @@ def component_status(settings: Settings, component: Component) -> ComponentStatu
     return ComponentStatus(component.name, state, record.pid, address)
 
 
-def status(settings: Settings, names: Iterable[str] | None = None) -> list[ComponentStatus]:
-    return [component_status(settings, c) for c in select(names)]
+def status(settings: Settings, names: Iterable[str] | None = None, flink: bool = False) -> list[ComponentStatus]:
+    return [component_status(settings, c) for c in select(names, flink or flink_started(settings))]
 
 
 def _wait_healthy(settings: Settings, component: Component, record, timeout_s: float) -> None:
@@ -114,7 +132,7 @@ def _start(settings: Settings, component: Component, timeout_s: float | None,
                 f"port {port} ({key}) is already in use by another process: stop it, or choose another port with {env_name}=..."
             )
     component.prepare(settings)
-    record = spawn(component.command(settings), log_path(settings, component), env=java_env(settings),
+    record = spawn(component.command(settings), log_path(settings, component), env=component.process_env(settings),
                    cwd=settings.state_dir)
     pids.write(record)
     try:
@@ -127,11 +145,12 @@ def _start(settings: Settings, component: Component, timeout_s: float | None,
 
 
 def up(settings: Settings, names: Iterable[str] | None = None, timeout_s: float | None = None,
-       on_progress: Callable[[str], None] = _say) -> list[ComponentStatus]:
+       on_progress: Callable[[str], None] = _say, flink: bool = False) -> list[ComponentStatus]:
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     started: list[Component] = []
+    chosen = select(names, flink)
     try:
-        for component in select(names):
+        for component in chosen:
             t0 = time.monotonic()
             if _start(settings, component, timeout_s, on_progress):
                 started.append(component)
@@ -144,6 +163,8 @@ def up(settings: Settings, names: Iterable[str] | None = None, timeout_s: float 
                 created = ensure_topics(settings)
                 if created:
                     on_progress(f"  kafka: created topics {', '.join(created)}")
+        if any(c in FLINK_COMPONENTS for c in chosen):
+            _wait_flink_slots(settings, timeout_s or FLINK_COMPONENTS[0].health_timeout_s)
     except BaseException:
         for component in reversed(started):
             record = pid_file(settings, component).read()
@@ -151,12 +172,21 @@ def up(settings: Settings, names: Iterable[str] | None = None, timeout_s: float 
                 terminate(record)
             pid_file(settings, component).remove()
         raise
-    return status(settings, names)
+    return status(settings, names, flink)
+
+
+def _wait_flink_slots(settings: Settings, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not flink_cluster_ready(settings):
+        if time.monotonic() > deadline:
+            raise StackError(f"the Flink cluster at {settings.flink.url} does not show every TaskManager and slot "
+                             f"after {timeout_s:.0f} s; see {settings.state_dir / 'logs'}")
+        time.sleep(0.5)
 
 
 def down(settings: Settings, names: Iterable[str] | None = None, purge: bool = False,
          on_progress: Callable[[str], None] = _say) -> None:
-    for component in reversed(select(names)):
+    for component in reversed(select(names, flink_started(settings))):
         pids = pid_file(settings, component)
         record = pids.read()
         if record is None:
@@ -168,7 +198,9 @@ def down(settings: Settings, names: Iterable[str] | None = None, purge: bool = F
         pids.remove()
         if purge:
             shutil.rmtree(settings.state_dir / component.name, ignore_errors=True)
+            if component in FLINK_COMPONENTS:
+                shutil.rmtree(settings.state_dir / "flink-cluster", ignore_errors=True)
     if purge and not names:
-        for sub in ("run", "logs", "tmp"):
+        for sub in ("run", "logs", "tmp", "flink-cluster"):
             shutil.rmtree(settings.state_dir / sub, ignore_errors=True)
         on_progress(f"  purged data under {settings.state_dir} (downloaded jars and models kept)")
