@@ -69,6 +69,8 @@ class Notice:
     playbook: Playbook | None = None
     deadlines: tuple[Deadline, ...] = ()
     labels: tuple[tuple[str, str], ...] = ()
+    draft: str | None = None  # the 0-2 h statement draft (sinks.response.first_draft)
+    forecast: dict[str, Any] | None = None  # scoring.forecast.Forecast.to_dict()
 
     @property
     def is_brand_alert(self) -> bool:
@@ -212,7 +214,19 @@ def notice_from_alert_event(event: Any) -> Notice:
         first_detected_at=parse_time(event.get("first_detected_at")), at=parse_time(event.get("at")),
         window_start=parse_time(event.get("window_start")), window_end=parse_time(event.get("window_end")),
         alert_id=event.get("alert_id"), examples=examples, playbook=playbook, deadlines=tuple(deadlines),
+        draft=_draft(event) if kind == "raised" else None,
+        forecast=event.get("forecast") if isinstance(event.get("forecast"), dict) else None,
     )
+
+
+def _draft(event: dict[str, Any]) -> str | None:
+    """The first statement draft for the page; a template problem never blocks the page."""
+    try:
+        from sinks.response import first_draft
+
+        return first_draft(event) or None
+    except Exception:  # noqa: BLE001 - paging on-call matters more than the draft
+        return None
 
 
 def _author_name(author: Any) -> str | None:

@@ -100,6 +100,16 @@ def render(notice: Notice, now: datetime, *, markdown: bool) -> str:
             lines.append(f"{b('时限')}：")
             for d in notice.deadlines:
                 lines.append(f"- {countdown_zh(d.name, d.due_at, now)}（{beijing(d.due_at)}）")
+        if notice.forecast and notice.status == "firing":
+            f = notice.forecast
+            text = (f"未来1小时约 {f['next_1h']:.0f} 条（{f['next_1h_low']:.0f}–{f['next_1h_high']:.0f}），"
+                    f"6小时约 {f['next_6h']:.0f} 条（{f['next_6h_low']:.0f}–{f['next_6h_high']:.0f}）")
+            if f.get("next_level") and f.get("p_next_level_6h") is not None:
+                text += f"；6小时内升至{LEVEL_ZH.get(f['next_level'], f['next_level'])}的概率 {f['p_next_level_6h']:.0%}"
+            lines.append(f"{b('趋势预测')}：{text}")
+        if notice.draft and notice.status == "firing":
+            lines.append(f"{b('声明草稿（0–2小时）')}：")
+            lines.append(notice.draft)
     else:
         labels = ", ".join(f"{k}={v}" for k, v in notice.labels if k not in ("alertname", "severity", "team"))
         if labels:

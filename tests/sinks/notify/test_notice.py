@@ -108,3 +108,17 @@ def test_render_alertmanager_config_substitutes_every_placeholder():
     assert "__NOTIFY_URL__" not in text and "url: http://127.0.0.1:19104/alertmanager/critical" in text
     with pytest.raises(NotifyConfigError):
         render_alertmanager_config("127.0.0.1:19104")
+
+
+def test_raised_event_page_carries_the_forecast_and_the_first_statement_draft():
+    forecast = {"next_1h": 120.4, "next_1h_low": 80, "next_1h_high": 170, "next_6h": 600, "next_6h_low": 300,
+                "next_6h_high": 900, "next_level": "high", "p_next_level_6h": 0.42}
+    n = notice_from_alert_event(event(level="medium", previous_level="low", forecast=forecast))
+    text = render(n, NOW, markdown=False)
+    assert "趋势预测：未来1小时约 120 条（80–170），6小时约 600 条（300–900）；6小时内升至高的概率 42%" in text
+    from sinks.response import first_draft
+
+    draft = first_draft(event(level="medium", previous_level="low", forecast=forecast))
+    assert draft and draft in text and "声明草稿（0–2小时）" in text
+    lowered = notice_from_alert_event(event(event="lowered", level="low", previous_level="medium", forecast=None))
+    assert lowered.draft is None and "声明草稿" not in render(lowered, NOW, markdown=False)
