@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 YUQING := $(BIN)/yuqing
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup stack stack-down stack-status run test test-unit bench eval-sentiment lint clean
+.PHONY: help setup stack stack-down stack-status run test test-unit test-faults bench eval-sentiment deploy-check deploy-render clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/' | expand -t 18
@@ -38,11 +38,23 @@ test: setup  ## every test, against the real services (started and stopped by th
 test-unit: $(STAMP)  ## only the tests that need no services
 	$(BIN)/pytest -p no:warnings -q -m "not services and not flink"
 
+test-faults: setup  ## only the fault-injection tests (Kafka restart, ClickHouse down, job killed...)
+	$(BIN)/pytest -p no:warnings -q -rfEs tests/faults
+
+sample: $(STAMP)  ## write the bundled sample (seeded) to .yuqing/sample.jsonl
+	$(YUQING) sample --out .yuqing/sample.jsonl --seed 7 --hours 4
+
 bench: setup  ## benchmarks: print a table, write bench/results.json
 	$(BIN)/python -m bench
 
 eval-sentiment: $(STAMP)  ## sentiment accuracy and speed against the targets (needs ../shared/data)
 	$(BIN)/python -m scoring.sentiment.evaluate
+
+deploy-check: $(STAMP)  ## offline checks of deploy/compose and deploy/k8s
+	$(BIN)/python -m yuqing.deploycheck check
+
+deploy-render: $(STAMP)  ## regenerate the k8s/compose copies of rules, dashboards, DDL
+	$(BIN)/python -m yuqing.deploycheck render
 
 clean:  ## stop the stack and delete the state folder and venv
 	-$(YUQING) stack down --purge
