@@ -159,6 +159,92 @@ def run_job(args) -> int:
     return 0
 
 
+def _jobctl(fn):
+    """Run a jobctl action with its errors turned into one-line command errors."""
+    from scoring.jobctl import JobCtlError
+    from yuqing.cli import CommandError
+
+    try:
+        return fn()
+    except JobCtlError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def run_submit(args) -> int:
+    from scoring import jobctl
+    from yuqing.cli import CommandError
+
+    settings = _settings()
+    if args.parallelism < 1:
+        raise CommandError("--parallelism must be at least 1")
+    _job_config(settings, args)  # a bad watchlist or risk config fails here, not in the cluster
+    job_args = ["--watchlist", str(Path(args.watchlist).resolve()), "--parallelism", str(args.parallelism),
+                "--python-mode", args.python_mode, "--checkpoint-interval", str(args.checkpoint_interval),
+                "--group-id", args.group_id]
+    for flag, value in (("--risk-config", args.risk_config and str(Path(args.risk_config).resolve())),
+                        ("--sentiment-model", args.sentiment_model), ("--topic", args.topic),
+                        ("--metrics-port", args.metrics_port)):
+        if value is not None:
+            job_args += [flag, str(value)]
+    if args.bounded:
+        job_args.append("--bounded")
+
+    def go() -> str:
+        url = jobctl.cluster_url(settings, args.cluster)
+        print(f"job: submitting to {url} (parallelism {args.parallelism}"
+              + (f", from savepoint {args.from_savepoint}" if args.from_savepoint else "") + ")", file=sys.stderr)
+        job_id = jobctl.submit(settings, url, job_args, savepoint=args.from_savepoint, slots=args.parallelism,
+                               timeout_s=args.timeout)
+        if args.wait_running:
+            jobctl.wait_all_tasks_running(url, job_id, timeout_s=args.timeout)
+        return job_id
+
+    print(_jobctl(go))
+    return 0
+
+
+def run_list(args) -> int:
+    from scoring import jobctl
+
+    settings = _settings()
+    jobs = _jobctl(lambda: jobctl.list_jobs(jobctl.cluster_url(settings, args.cluster),
+                                            settings.flink.request_timeout_s))
+    if args.json:
+        print(json.dumps([job.__dict__ for job in jobs]))
+    for job in jobs if not args.json else ():
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(job.start_time_ms / 1000))
+        print(f"{job.job_id}  {job.state:<10} {started}  {job.name}")
+    return 0
+
+
+def run_cancel(args) -> int:
+    from scoring import jobctl
+
+    settings = _settings()
+    _jobctl(lambda: jobctl.cancel(jobctl.cluster_url(settings, args.cluster), args.job_id,
+                                  settings.flink.request_timeout_s))
+    print(f"job: cancelling {args.job_id}", file=sys.stderr)
+    return 0
+
+
+def run_stop(args) -> int:
+    from scoring import jobctl
+
+    settings = _settings()
+    print(f"job: taking a savepoint of {args.job_id} in {args.savepoint}, then stopping it", file=sys.stderr)
+    location = _jobctl(lambda: jobctl.stop_with_savepoint(
+        jobctl.cluster_url(settings, args.cluster), args.job_id, args.savepoint, drain=args.drain,
+        timeout_s=args.timeout, request_timeout_s=settings.flink.request_timeout_s))
+    print(location)
+    return 0
+
+
+def _cluster_arg(parser) -> None:
+    parser.add_argument("--cluster", metavar="URL",
+                        help="Flink REST endpoint, http://HOST:PORT (default: the local cluster of "
+                             "`yuqing stack up --flink-cluster`, flink.rest_port)")
+
+
 def _common(parser) -> None:
     parser.add_argument("--watchlist", default=str(DEFAULT_WATCHLIST), help="watchlist YAML (CONTRACTS §2)")
     parser.add_argument("--risk-config", help="risk model YAML (docs/risk-model.md); default settings if absent")
@@ -192,3 +278,42 @@ def register(subparsers) -> None:
     run.add_argument("--no-resume", dest="resume", action="store_false",
                      help="start with empty state instead of the newest retained checkpoint")
     run.set_defaults(func=run_job)
+
+    submit = job_sub.add_parser(
+        "submit", help="submit the job to a Flink cluster (detached); prints the job id",
+        description="Submit scoring/job.py to a Flink session cluster with PyFlink's `flink run -d -py`. "
+                    "The watchlist and risk config paths must be readable where the job runs.")
+    _common(submit)
+    _cluster_arg(submit)
+    submit.add_argument("--from-savepoint", metavar="DIR", help="restore state from this savepoint (flink run -s)")
+    submit.add_argument("--bounded", action="store_true", help="stop at the end of what is in Kafka now")
+    submit.add_argument("--topic", help="raw posts topic (default: kafka.raw_topic)")
+    submit.add_argument("--group-id", default="yuqing-scoring")
+    submit.add_argument("--checkpoint-interval", type=int, default=30, help="seconds (0: off)")
+    submit.add_argument("--metrics-port", type=int, help="first /metrics port of the workers (0: none; "
+                                                        "default: metrics.job_port)")
+    submit.add_argument("--wait-running", action="store_true", help="return only when every task runs")
+    submit.add_argument("--timeout", type=float, default=300.0, help="seconds for the submission (and --wait-running)")
+    submit.set_defaults(func=run_submit)
+
+    listing = job_sub.add_parser("list", help="list the jobs of a Flink cluster")
+    _cluster_arg(listing)
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=run_list)
+
+    cancel = job_sub.add_parser("cancel", help="cancel a job on a Flink cluster (no savepoint)")
+    cancel.add_argument("job_id", metavar="JOB_ID")
+    _cluster_arg(cancel)
+    cancel.set_defaults(func=run_cancel)
+
+    stop = job_sub.add_parser(
+        "stop", help="stop a job with a savepoint (for an upgrade); prints the savepoint path",
+        description="Stop-with-savepoint. Open windows and baselines go into the savepoint; "
+                    "`yuqing job submit --from-savepoint PATH` continues from them.")
+    stop.add_argument("job_id", metavar="JOB_ID")
+    stop.add_argument("--savepoint", required=True, metavar="DIR", help="directory for the savepoint")
+    stop.add_argument("--drain", action="store_true",
+                      help="fire all open windows before stopping (only for a final stop, not an upgrade)")
+    stop.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for the savepoint")
+    _cluster_arg(stop)
+    stop.set_defaults(func=run_stop)

@@ -244,7 +244,11 @@ class Engine:
             due.extend((end, key) for end in ends)
         due.sort()
         for end, key in due:
+            self._fill_silence(key, end)
             self._fire(key, end)
+        # a key above low keeps being assessed while it is silent, so that its level can fall
+        for key in [k for k, st in self.states.items() if st.alert.level != "low"]:
+            self._fill_silence(key, watermark + 1)
         for key in {key for _, key in due}:
             panes = self._panes[key]
             fired = self._fired[key]
@@ -253,21 +257,35 @@ class Engine:
             if not panes:
                 del self._panes[key]
 
+    def _fill_silence(self, key: tuple[str, str], before_end: int) -> None:
+        """Score the empty windows of an elevated key up to (not including) `before_end`:
+        what the Flink job's event-time timer does when no window arrives for a key."""
+        last = self._fired.get(key)
+        state = self.states.get(key)
+        if last is None or state is None:
+            return
+        end = last + self.slide_ms
+        while state.alert.level != "low" and end < before_end:
+            self._fire(key, end)
+            state = self.states[key]
+            end += self.slide_ms
+
     def _fire(self, key: tuple[str, str], end: int) -> None:
         start = end - self.size_ms
         acc = Accumulator()
         candidates: list[tuple[tuple, dict[str, Any]]] = []
-        for pane_start, pane in self._panes[key].items():
+        panes = self._panes.get(key, {})
+        for pane_start, pane in panes.items():
             if start <= pane_start < end:
                 acc.merge(pane.acc)
                 candidates.extend(pane.examples)
         self._fired[key] = end
-        if not acc.posts:
-            return
-        newest = self._panes[key].get(end - self.slide_ms)
+        state = self.states.get(key) or KeyState()
+        if not acc.posts and state.alert.level == "low":
+            return  # Flink emits no empty window; only an elevated key's timer scores one
+        newest = panes.get(end - self.slide_ms)
         stats = acc.stats(key[0], key[1], start, end, last_slide_posts=newest.acc.posts if newest else 0)
         examples = [e for _, e in sorted(candidates, key=lambda c: c[0], reverse=True)]
-        state = self.states.get(key) or KeyState()
         assessment, event, self.states[key] = score_window(
             stats, state, self.watchlist, self.cfg, self.playbooks, examples)
         self.result.assessments.append(assessment)

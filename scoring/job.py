@@ -188,19 +188,51 @@ def _make_window_scorer(cfg: JobConfig, alerts_tag):
 
         def process_element(self, row, ctx):
             from scoring.batch import decode_example
-            from scoring.engine import KeyState, score_window
             from scoring.features import WindowStats
 
             values = row.as_dict()
             example = decode_example(values.pop("example", None))
             stats = WindowStats.from_row(values)
+            # the watermark may have jumped over slides with no window for this key
+            yield from self._silence(stats.window_end_ms, ctx)
+            yield from self._score(stats, example, ctx)
+
+        def on_timer(self, timestamp, ctx):
+            """No window arrived for this elevated key by `timestamp`: score the empty ones,
+            so that a key whose posts stopped can fall back (and stop paging)."""
+            yield from self._silence(timestamp + 1, ctx)
+
+        def _silence(self, before_end_ms, ctx):
+            """Empty windows of an elevated key, from its last window up to before_end_ms
+            (the engine's `_fill_silence`)."""
+            from scoring.engine import KeyState
+            from scoring.features import WindowStats
+
+            slide_ms, size_ms = self.cfg.window_slide_s * 1000, self.cfg.window_size_s * 1000
+            stored = json.loads(self.state.value() or "{}")
+            if "last_end" not in stored:
+                return
+            brand, category = ctx.get_current_key().split(US, 1)
+            end = stored["last_end"] + slide_ms
+            level = KeyState.from_dict(stored.get("key")).alert.level
+            while level != "low" and end < before_end_ms:
+                yield from self._score(WindowStats(brand, category, end - size_ms, end), None, ctx)
+                level = KeyState.from_dict(json.loads(self.state.value())["key"]).alert.level
+                end += slide_ms
+
+        def _score(self, stats, example, ctx):
+            from scoring.engine import KeyState, score_window
+
             stored = json.loads(self.state.value() or "{}")
             examples = _merge_examples(stored.get("examples", []), example, stats, self.cfg.examples)
             assessment, event, new_state = score_window(
                 stats, KeyState.from_dict(stored.get("key")), self.watchlist, self.risk, self.playbooks,
                 [e["example"] for e in examples],
                 computed_at=datetime.now(timezone.utc).isoformat())
-            self.state.update(json.dumps({"key": new_state.to_dict(), "examples": examples}, ensure_ascii=False))
+            self.state.update(json.dumps({"key": new_state.to_dict(), "examples": examples,
+                                          "last_end": stats.window_end_ms}, ensure_ascii=False))
+            if new_state.alert.level != "low":
+                ctx.timer_service().register_event_time_timer(stats.window_end_ms + self.cfg.window_slide_s * 1000)
             record = assessment.to_dict()
             self.metrics.set_assessment(record)
             self.metrics.assessments.labels(record["level"]).inc()
@@ -479,4 +511,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `flink run -py scoring/job.py` runs this file as a script; run the importable module
+    # instead, so that cloudpickle ships the job's functions by reference, not by value.
+    from scoring.job import main as module_main
+
+    sys.exit(module_main())

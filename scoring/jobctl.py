@@ -201,11 +201,12 @@ def submit_env(settings: Settings, url: str) -> dict[str, str]:
 
 
 def submit(settings: Settings, url: str, job_args: list[str], savepoint: str | None = None,
-           timeout_s: float = 300.0) -> str:
+           slots: int = 1, timeout_s: float = 300.0) -> str:
     """Submit detached; returns the job id once the cluster has accepted the job."""
     overview = rest(url, "/overview", timeout_s=settings.flink.request_timeout_s)
-    if overview.get("slots-available", 0) < 1:
-        raise JobCtlError(f"the Flink cluster at {url} has no free task slot "
+    free = overview.get("slots-available", 0)
+    if free < slots:
+        raise JobCtlError(f"the Flink cluster at {url} has {free} free task slot(s), the job needs {slots} "
                           f"({overview.get('jobs-running', 0)} job(s) running): cancel or stop one first")
     try:
         result = subprocess.run(submit_command(settings, url, job_args, savepoint), capture_output=True,

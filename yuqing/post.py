@@ -6,7 +6,9 @@ reason, so that callers can route the raw bytes to the dead-letter topic.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -16,6 +18,10 @@ METRIC_NAMES = ("reposts", "comments", "likes", "views")
 REQUIRED_FIELDS = ("id", "platform", "text", "published_at")
 OPTIONAL_STRING_FIELDS = ("title", "url", "lang", "repost_of", "source", "fetched_at")
 MAX_TEXT_CHARS = 200_000
+# counts above this are not real (and overflow the job's BIGINT sums and ClickHouse UInt64)
+MAX_COUNT = 10 ** 15
+# dead letters keep at most this many raw bytes (JSON-escaped + base64 it stays < 1 MB)
+DLQ_MAX_RAW_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,11 +104,16 @@ class Rejected:
 
     def to_dlq_dict(self, stage: str, source: str | None = None, topic: str | None = None,
                     partition: int | None = None, offset: int | None = None) -> dict[str, Any]:
-        """The dead-letter record of docs/internal-formats.md."""
-        return {
+        """The dead-letter record of docs/internal-formats.md.
+
+        A huge record (e.g. a 1 MB text) keeps only its first DLQ_MAX_RAW_BYTES, flagged
+        with `raw_truncated`, its full size and SHA-256: the whole copy (raw + base64) would
+        exceed Kafka's 1 MB request size and fail the job on every retry."""
+        data = self.raw
+        record = {
             "reason": self.reason,
-            "raw": self.raw.decode("utf-8", errors="replace"),
-            "raw_b64": base64.b64encode(self.raw).decode("ascii"),
+            "raw": data[:DLQ_MAX_RAW_BYTES].decode("utf-8", errors="replace"),
+            "raw_b64": base64.b64encode(data[:DLQ_MAX_RAW_BYTES]).decode("ascii"),
             "stage": stage,
             "source": source,
             "topic": topic,
@@ -110,6 +121,9 @@ class Rejected:
             "offset": offset,
             "rejected_at": datetime.now(timezone.utc).isoformat(),
         }
+        if len(data) > DLQ_MAX_RAW_BYTES:
+            record.update(raw_truncated=True, raw_bytes=len(data), raw_sha256=hashlib.sha256(data).hexdigest())
+        return record
 
 
 class PostError(ValueError):
@@ -136,6 +150,8 @@ def _non_negative_int(value: Any, name: str) -> int:
         raise PostError(f"{name}: expected a non-negative integer, got {type(value).__name__}")
     if value < 0:
         raise PostError(f"{name}: must not be negative, got {value}")
+    if value > MAX_COUNT:
+        raise PostError(f"{name}: larger than {MAX_COUNT:.0e}, got {str(value)[:40]}")
     return value
 
 
@@ -235,7 +251,21 @@ def parse_post_strict(raw: bytes | str) -> Post:
         raise PostError(f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
         raise PostError("invalid JSON: nested too deeply") from None
+    if "\\u" in text and _SURROGATE_ESCAPE.search(text):
+        _check_no_lone_surrogates(obj)
     return post_from_dict(obj)
+
+
+# JSON may spell a lone UTF-16 surrogate as an escape; such a string is not Unicode text and
+# cannot be written back as UTF-8 (it would crash every later stage), so it is rejected here.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _check_no_lone_surrogates(obj: Any) -> None:
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise PostError(f"invalid Unicode: lone surrogate {exc.object[exc.start]!r} in a string") from None
 
 
 def parse_post(raw: bytes | str) -> Post | Rejected:

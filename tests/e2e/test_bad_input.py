@@ -11,6 +11,7 @@ with a sane record timestamp and never drags the watermark into the future.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import subprocess
@@ -19,6 +20,7 @@ from datetime import datetime, timezone
 
 import pytest
 
+from yuqing.post import DLQ_MAX_RAW_BYTES
 from tests.fixtures.jobs import job_args, new_run
 from tests.fixtures.streams import REPO, WATCHLIST, event_ms, producer, read_json_topic
 
@@ -67,12 +69,15 @@ BAD = [
     ("verified is a string", _raw(_post("bad:verified", author={"verified": "yes"})), "author.verified"),
     ("unknown author kind", _raw(_post("bad:kind", author={"kind": "alien"})), "author.kind"),
     ("author is a list", _raw(_post("bad:author", author=["u1"])), "author: expected an object"),
+    ("followers beyond any account", _raw(_post("bad:big", author={"followers": 10 ** 30})), "author.followers: larger"),
     ("title is a number", _raw(_post("bad:title", title=42)), "title: expected a string"),
     ("empty id", _raw(_post("   ")), "id: must not be empty"),
     ("missing text", _without("text"), "missing required field(s): text"),
     ("missing published_at", _without("published_at"), "missing required field(s): published_at"),
     ("missing id", _without("id"), "missing required field(s): id"),
     ("null platform", _raw(_post("bad:null-platform", platform=None)), "missing required field(s): platform"),
+    ("lone surrogate escape", b'{"id": "bad:surrogate", "platform": "weibo", "text": "\\u5feb\\u9001 \\ud800 '
+                              b'\\u6cc4\\u9732", "published_at": "2026-11-25T08:15:00+08:00"}', "lone surrogate"),
     ("1 MB text", _raw(_post("bad:1mb", text="快送泄露" + "a" * (1 << 20))), "text: longer than 200000"),
 ]
 
@@ -87,19 +92,25 @@ def _weird() -> list[tuple[str, dict, int | None]]:
         ("control characters", _post("weird:ctrl\x1d\x1e\x1f", text="快送\x00\x01\x07\x1b\x1d\x1e\x1f泄露\u200b\u202e隐私",
                                      author={"id": "u\x1f2", "name": "名\x1d字\x1e", "kind": "kol"}), None),
         ("text at the length cap", _post("weird:long", text="快送隐私泄露" + "长" * 199_990), None),
+        ("all-ASCII JSON: escaped surrogate pairs", _post("weird:ascii", text="快送 😡🤬 泄露"), None),
         ("Weibo emoticons and repost chain", _post("weird:repost", text="//@科技老王: 快送 [怒][怒] 泄露 "
                                                     "https://t.cn/xyz #快送泄露#", repost_of="weibo:1"), None),
         ("far past", _post("weird:past", published_at="1990-01-01T00:00:00+08:00"), None),
         ("epoch", _post("weird:epoch", published_at="1970-01-01T00:00:00Z"), None),
         ("far future, sane record time", _post("weird:future", published_at="2199-12-31T23:59:59+08:00"), 0),
-        ("huge follower count", _post("weird:big", author={"followers": 10 ** 30, "kind": "media"}), None),
-        ("lone surrogate escape", None, None),  # built as raw bytes below
         ("unknown extra fields", _post("weird:extra", extra={"nested": [1, {"a": None}]}, lang=None), None),
     ]
 
 
-LONE_SURROGATE = (b'{"id": "weird:surrogate", "platform": "weibo", "text": "\\u5feb\\u9001 \\ud800 \\u6cc4\\u9732", '
-                  b'"published_at": "2026-11-25T09:00:00+08:00"}')
+def _causes(stderr: bytes) -> str:
+    lines = stderr.decode(errors="replace").splitlines()
+    return "\n".join([l for l in lines if "Caused by" in l or "Error" in l][-12:] + lines[-5:])
+
+
+def _b64(value: bytes | None) -> str:
+    """The dead letter's raw_b64: the exact bytes, or the head of a huge record."""
+    return base64.b64encode((value or b"")[:DLQ_MAX_RAW_BYTES]).decode()
+
 
 UNMATCHED = [_post(f"plain:{i}", text=f"今天天气不错，出去走走 {i}") for i in range(5)]
 
@@ -133,8 +144,8 @@ def test_every_bad_record_is_dead_lettered_or_scored_and_the_job_finishes(stack_
             out.send(raw_topic, key=label.encode(), value=value, timestamp_ms=base_ms)
             sent.append((label, value))
         for label, post, record_ms in weird:
-            value = LONE_SURROGATE if post is None else _raw(post)
-            ts = base_ms if post is None or record_ms == 0 else event_ms(post)
+            value = json.dumps(post).encode("ascii") if post["id"] == "weird:ascii" else _raw(post)
+            ts = base_ms if record_ms == 0 else event_ms(post)
             out.send(raw_topic, key=label.encode(), value=value, timestamp_ms=max(ts, 0))
             sent.append((label, value))
         for post in UNMATCHED:
@@ -157,7 +168,7 @@ def test_every_bad_record_is_dead_lettered_or_scored_and_the_job_finishes(stack_
     proc = subprocess.run([sys.executable, "-m", "yuqing", *job_args(run, "--bounded", "--no-resume",
                                                                        "--checkpoint-interval", "0")],
                           cwd=REPO, env={**os.environ, **env}, capture_output=True, timeout=420)
-    assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-4000:]
+    assert proc.returncode == 0, _causes(proc.stderr)
 
     # what the contract says about every record produced
     matcher = Matcher(watchlist)
@@ -172,7 +183,7 @@ def test_every_bad_record_is_dead_lettered_or_scored_and_the_job_finishes(stack_
             else:
                 unmatched += 1
         else:
-            expected_dlq[base64.b64encode(value or b"").decode()] = parsed.reason
+            expected_dlq[_b64(value)] = parsed.reason
     assert unmatched == len(UNMATCHED)
     assert len(expected_dlq) == len(BAD) and len(expected_scored) == len(weird) + len(normal)
 
@@ -181,10 +192,15 @@ def test_every_bad_record_is_dead_lettered_or_scored_and_the_job_finishes(stack_
     assert len(got_dlq) == len(dlq) == len(BAD), "each bad record is dead-lettered exactly once"
     assert set(got_dlq) == set(expected_dlq)
     for label, value, fragment in BAD:
-        record = got_dlq[base64.b64encode(value or b"").decode()]
+        record = got_dlq[_b64(value)]
         assert fragment in record["reason"], (label, record["reason"])
         assert record["stage"] == "job" and record["topic"] == raw_topic and record["offset"] is not None, label
         assert isinstance(record["raw"], str)
+        if len(value or b"") > DLQ_MAX_RAW_BYTES:  # huge records keep their head, size and digest
+            assert record["raw_truncated"] is True and record["raw_bytes"] == len(value), label
+            assert record["raw_sha256"] == hashlib.sha256(value).hexdigest(), label
+        else:
+            assert "raw_truncated" not in record, label
 
     scored = read_json_topic(bootstrap, run.topics["scored"], expect=len(expected_scored), timeout_s=60)
     by_id = {s["id"]: s for s in scored}
@@ -194,17 +210,17 @@ def test_every_bad_record_is_dead_lettered_or_scored_and_the_job_finishes(stack_
     assert total == len(sent), f"{len(sent)} produced, {total} accounted for"
 
     # the weird-but-valid ones keep their content and carry sane scores
-    weird_ids = {post["id"] for _, post, _ in weird if post is not None} | {"weird:surrogate"}
+    weird_ids = {post["id"] for _, post, _ in weird}
     for pid in weird_ids:
         record = by_id[pid]
         assert 0.0 <= record["sentiment"] <= 1.0 and record["brands"] == ["快送"], pid
     assert by_id["weird:html"]["text"].startswith("<script>")
+    assert by_id["weird:ascii"]["text"] == "快送 😡🤬 泄露"
     assert by_id["weird:emoji"]["text"].count("😡") == 4000
     assert "\x1d" in by_id["weird:ctrl\x1d\x1e\x1f"]["text"]
     assert len(by_id["weird:long"]["text"]) == 199_996
     assert by_id["weird:past"]["published_at"].startswith("1990-01-01")
     assert by_id["weird:future"]["published_at"].startswith("2199-12-31")
-    assert by_id["weird:big"]["followers"] == 10 ** 30
 
     # ordinary traffic was windowed normally around the bad records
     assessments = read_json_topic(bootstrap, run.topics["assessments"], timeout_s=30)

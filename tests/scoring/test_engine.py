@@ -111,8 +111,34 @@ def test_assessment_records_follow_the_contract(replay):
     record = result.assessments[0].to_dict()
     assert set(record) == CONTRACT_FIELDS | {"first_detected_at"}
     for a in result.assessments:
-        assert a.level in ("low", "medium", "high") and a.posts > 0
+        assert a.level in ("low", "medium", "high") and a.posts >= 0
         assert all(0.0 <= x <= 1.0 for x in (a.negative_ratio, a.influence, a.severity, a.volatility, a.risk_score))
+
+
+def test_a_silent_key_is_still_assessed_until_its_level_falls(watchlist):
+    """Without this, a key whose posts stop would stay high (and keep paging) forever."""
+    from datetime import datetime, timedelta, timezone
+
+    from scoring.engine import Engine
+    from yuqing.synth import crisis, generate
+
+    start = datetime(2026, 11, 25, 8, 0, tzinfo=timezone(timedelta(hours=8)))
+    posts = generate([crisis(CRISIS, "privacy", start, minutes=40, peak_per_min=300, peak_at=20)], watchlist, seed=5)
+    from yuqing.post import post_from_dict
+
+    engine = Engine(watchlist, lambda ps: [0.05] * len(ps))
+    result = engine.run([post_from_dict(p) for p in posts])
+    key = [a for a in result.assessments if (a.brand, a.category) == (CRISIS, "privacy")]
+    assert any(a.level == "high" for a in key)
+    last_post_ms = max(post_from_dict(p).published_ms for p in posts)
+    silent = [a for a in key if a.posts == 0]
+    assert silent, "no assessment after the posts stopped"
+    assert all(a.window_start_ms > last_post_ms for a in silent)
+    assert key[-1].level == "low" and key[-1].posts == 0
+    lowered = [e for e in result.alerts if (e.brand, e.category) == (CRISIS, "privacy") and e.event == "lowered"]
+    assert lowered and lowered[-1].level == "low"
+    ends = [a.window_end_ms for a in key]
+    assert ends == sorted(ends) and len(set(ends)) == len(ends)
 
 
 def test_panes_equal_brute_force_windows(watchlist, matcher):

@@ -1,0 +1,176 @@
+"""`python -m bench`: Yuqing's benchmarks against the targets (docs/bench.md).
+
+    python -m bench [--posts N] [--only throughput|latency|resources|sentiment[,…]] [--json PATH]
+
+Starts the default local stack (what `yuqing stack up` starts; only what was not already
+running, and stops that again at the end), runs the phases, prints a table of targets
+(target, measured, pass/fail) and every other figure to stdout, writes the results as
+JSON (default bench/results.json); progress goes to stderr. Exit 0 when the benchmark
+ran (whatever the figures; --strict: 1 when a measured target is missed), 1 on an error.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+from bench.harness import say
+
+PHASES = ("throughput", "latency", "resources", "sentiment")
+DEFAULT_JSON = Path(__file__).resolve().parent / "results.json"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--posts", type=int, default=1_000_000, help="posts for the throughput run (default 1,000,000)")
+    parser.add_argument("--only", default=None, metavar="PHASE[,PHASE]",
+                        help="run only these: throughput, latency, resources (= throughput + latency, "
+                             "which are sampled), sentiment (sentiment model and matcher speed; no stack)")
+    parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"results file (default {DEFAULT_JSON})")
+    parser.add_argument("--trials", type=int, default=25, help="latency trials after one warm-up (default 25)")
+    parser.add_argument("--burst", type=int, default=200, help="crisis posts per latency trial (default 200)")
+    parser.add_argument("--keep-stack", action="store_true", help="leave the services the bench started running")
+    parser.add_argument("--keep-data", action="store_true", help="keep the bench topics and ClickHouse databases")
+    parser.add_argument("--strict", action="store_true", help="exit 1 if a measured target is missed")
+    args = parser.parse_args(argv)
+    phases = set(PHASES) if args.only is None else {p.strip() for p in args.only.split(",") if p.strip()}
+    unknown = phases - set(PHASES)
+    if unknown or not phases:
+        parser.error(f"--only: unknown phase(s) {', '.join(sorted(unknown)) or '(none)'}; choose from {', '.join(PHASES)}")
+    if args.posts < 1:
+        parser.error("--posts must be at least 1")
+    if not 1 <= args.trials <= 400:
+        parser.error("--trials must be between 1 and 400")
+    if args.burst < 50:
+        parser.error("--burst must be at least 50 (a smaller burst may not reach high)")
+    if "resources" in phases:
+        phases |= {"throughput", "latency"}
+    args.phases = phases
+    return args
+
+
+def sentiment_and_matcher(n_texts: int = 50_000) -> dict:
+    """Sentiment texts/s (ours vs snownlp, scoring.sentiment.bench) and matcher posts/s."""
+    out: dict = {}
+    try:
+        from scoring.sentiment import bench as sentiment_bench
+    except ImportError:
+        sentiment_bench = None
+    if sentiment_bench is not None:
+        say("sentiment: scoring.sentiment.bench (ours vs snownlp)")
+        result = sentiment_bench.run(n_texts, 300, None, out=sys.stderr)
+        out["sentiment_texts_per_s"] = round(result["ours"]["per_core"], 1)
+        out["sentiment_source"] = result.get("source")
+        if "snownlp" in result:
+            out["snownlp_texts_per_s"] = round(result["snownlp"]["per_core"], 1)
+            out["sentiment_speedup"] = round(result["ratio"], 1)
+    out.update(matcher_speed(n_texts))
+    return out
+
+
+def matcher_speed(n: int) -> dict:
+    """Matcher.match over the texts and titles of `n` benchmark posts, CPU time of one core."""
+    from bench import posts as bench_posts
+    from bench.throughput import WATCHLIST
+    from scoring.matching import Matcher
+    from scoring.watchlist import load_watchlist
+    from yuqing.config import load_settings
+
+    pool = bench_posts.load_pool(load_settings().state_dir / "bench" / "cache", WATCHLIST)
+    items = [json.loads(template) for _, _, template in pool.entries[:n]]
+    pairs = [(p["text"], p.get("title")) for p in items]
+    matcher = Matcher(load_watchlist(WATCHLIST))
+    for text, title in pairs[:200]:
+        matcher.match(text, title)  # load the segmenter outside the timing
+    c0 = time.process_time()
+    matched = sum(1 for text, title in pairs if matcher.match(text, title))
+    cpu = time.process_time() - c0
+    say(f"matcher: {len(pairs):,} posts, {matched:,} matched, {len(pairs) / cpu:,.0f} posts/s per core")
+    return {"matcher_posts_per_s": round(len(pairs) / max(cpu, 1e-9), 1), "matcher_posts": len(pairs),
+            "matcher_matched_share": round(matched / max(len(pairs), 1), 3), "matcher_backend": matcher.backend}
+
+
+def resources(sampler, wb) -> dict:
+    """Per component peaks; the stack total counts the services plus the larger phase."""
+    peaks = sampler.peaks_mib()
+    services = {k: v for k, v in peaks.items() if "/" not in k}
+    phases: dict[str, float] = {}
+    for key, mib in peaks.items():
+        if "/" in key:
+            phase = key.split("/", 1)[0]
+            phases[phase] = phases.get(phase, 0.0) + mib
+    total = sum(services.values()) + (max(phases.values()) if phases else 0.0)
+    return {"peak_rss_mib": peaks, "stack_peak_rss_mib": round(total, 1),
+            "stack_simultaneous_rss_mib": round(sampler.simultaneous_peak_kib / 1024, 1)}
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from bench import report
+
+    results: dict = {"started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "argv": sys.argv[1:],
+                     "machine": {"cpus": os.cpu_count(), "load_avg_at_start": os.getloadavg(),
+                                 "python": platform.python_version()}}
+    if "sentiment" in args.phases:
+        results.update(sentiment_and_matcher())
+    if args.phases & {"throughput", "latency"}:
+        results.update(run_stack_phases(args))
+    results["targets"] = report.target_rows(results)
+    results["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    print(report.render(results))
+    say(f"results written to {args.json}")
+    missed = [r for r in results["targets"] if r["pass"] is False]
+    return 1 if args.strict and missed else 0
+
+
+def run_stack_phases(args) -> dict:
+    from bench import latency, throughput
+    from bench.harness import Workbench
+    from bench.resources import RssSampler
+    from yuqing.config import load_settings
+
+    settings = load_settings()
+    wb = Workbench(settings)
+    say(f"run {wb.tag}: starting the default stack under {settings.state_dir} (logs in {wb.run_dir})")
+    out: dict = {}
+    sampler = None
+    try:
+        wb.stack_up()
+
+        def roots() -> dict[str, int]:
+            named = dict(wb.stack_pids())
+            for pipeline in wb.pipelines:
+                for process in pipeline.processes:
+                    if process.record is not None and process.alive():
+                        named[f"{pipeline.run_dir.name}/{process.name}"] = process.record.pid
+            return named
+
+        sampler = RssSampler(roots).start()
+        if "throughput" in args.phases:
+            out.update(throughput.run(wb, args.posts))
+        if "latency" in args.phases:
+            out.update(latency.run(wb, trials=args.trials, burst=args.burst))
+        sampler.stop()
+        out.update(resources(sampler, wb))
+    finally:
+        if sampler is not None:
+            sampler.stop()
+        wb.close(keep_stack=args.keep_stack, keep_data=args.keep_data)
+    return out
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except RuntimeError as exc:
+        print(f"bench: error: {exc}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,115 @@
+"""Targets, percentiles and the printed table: pure functions over the results dict."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+GIB_MIB = 1024.0
+
+
+@dataclass(frozen=True)
+class Target:
+    key: str  # top-level key of results.json
+    label: str
+    op: str  # ">=" or "<="
+    value: float
+    unit: str
+
+    def check(self, measured: float | None) -> bool | None:
+        if measured is None:
+            return None
+        return measured >= self.value if self.op == ">=" else measured <= self.value
+
+
+TARGETS = (
+    Target("posts_per_s", "sustained posts/s, Kafka -> job -> ClickHouse", ">=", 10_000, "posts/s"),
+    Target("detection_p95_s", "detection latency p95, post -> webhook", "<=", 5.0, "s"),
+    Target("stack_peak_rss_mib", "peak RSS of the whole stack", "<=", 4 * GIB_MIB, "MiB"),
+)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default); q in 0..100."""
+    if not values:
+        raise ValueError("percentile of no values")
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100.0
+    lo, hi = math.floor(rank), math.ceil(rank)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (rank - lo)
+
+
+def fmt(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        text = f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}"
+    elif isinstance(value, int):
+        text = f"{value:,}"
+    else:
+        text = str(value)
+    return f"{text} {unit}".rstrip()
+
+
+def target_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for t in TARGETS:
+        measured = results.get(t.key)
+        ok = t.check(measured)
+        rows.append({"key": t.key, "what": t.label, "target": f"{t.op} {fmt(float(t.value), t.unit)}",
+                     "measured": fmt(measured, t.unit), "pass": ok})
+    return rows
+
+
+def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
+    """A plain aligned text table (CJK-free content, so len() is the display width)."""
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(header), line(["-" * w for w in widths]), *[line(r) for r in rows]])
+
+
+def render(results: dict[str, Any]) -> str:
+    """Targets first (pass/fail), then every other measured figure."""
+    out = []
+    trows = [[r["what"], r["target"], r["measured"],
+              {True: "PASS", False: "FAIL", None: "not run"}[r["pass"]]] for r in target_rows(results)]
+    out.append(table(trows, ["target", "wanted", "measured", "result"]))
+    detail = []
+    for key, label, unit in DETAIL:
+        if results.get(key) is not None:
+            detail.append([label, fmt(results[key], unit)])
+    for name, mib in sorted((results.get("peak_rss_mib") or {}).items()):
+        detail.append([f"peak RSS {name}", fmt(mib, "MiB")])
+    if detail:
+        out.append("")
+        out.append(table(detail, ["figure", "value"]))
+    return "\n".join(out)
+
+
+DETAIL = (
+    ("posts", "posts generated (throughput run)", ""),
+    ("load_posts_per_s", "load into posts.raw (not a target)", "posts/s"),
+    ("job_startup_s", "job start-up: spawn -> first scored post", "s"),
+    ("job_posts_per_s", "job: first output -> last assessment", "posts/s"),
+    ("job_scoring_s", "job: first -> last scored post", "s"),
+    ("job_window_tail_s", "job: last scored post -> last assessment", "s"),
+    ("posts_per_s", "Kafka -> job -> ClickHouse, sustained", "posts/s"),
+    ("plain_loop_posts_per_s", "plain-Python scoring loop, same posts", "posts/s"),
+    ("plain_loop_cpu_posts_per_s", "plain loop by CPU time (one core)", "posts/s"),
+    ("ratio_to_plain_loop", "pipeline / plain loop", "x"),
+    ("sink_rows_per_s", "ClickHouse sink rows/s (all tables)", "rows/s"),
+    ("sink_drain_s", "sink backlog after the job's last assessment", "s"),
+    ("scored_posts", "scored posts stored", ""),
+    ("assessments", "assessments stored", ""),
+    ("detection_trials", "latency trials", ""),
+    ("detection_p50_s", "detection latency p50", "s"),
+    ("detection_p95_s", "detection latency p95", "s"),
+    ("detection_p99_s", "detection latency p99", "s"),
+    ("detection_max_s", "detection latency max", "s"),
+    ("stack_peak_rss_mib", "whole stack: sum of per-process peaks", "MiB"),
+    ("stack_simultaneous_rss_mib", "whole stack: largest sampled RSS at one moment", "MiB"),
+    ("sentiment_texts_per_s", "sentiment model, texts/s per core", "texts/s"),
+    ("snownlp_texts_per_s", "snownlp, texts/s per core", "texts/s"),
+    ("sentiment_speedup", "our model / snownlp", "x"),
+    ("matcher_posts_per_s", "watchlist matcher, posts/s per core", "posts/s"),
+)

@@ -1,0 +1,119 @@
+"""Peak resident memory of process trees, read from /proc.
+
+Each process reports its own peak (`VmHWM` in /proc/<pid>/status). A component is a
+process tree (`python -m yuqing job run` -> its JVM; Kafka's JVM; …), so its peak is the
+sum of its processes' peaks: an upper bound of the tree's simultaneous peak (the members
+may peak at different moments). The sampler also records the largest simultaneous sum of
+current RSS (`VmRSS`) over everything it watches, which is a lower bound of the true
+simultaneous peak (it can miss a spike between two samples). Processes that exit between
+samples keep the last peak read.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+PROC = Path("/proc")
+
+
+def read_status_kib(pid: int, proc: Path = PROC) -> dict[str, int] | None:
+    """VmHWM and VmRSS of one process in KiB (None if it is gone or is a kernel thread)."""
+    try:
+        text = (proc / str(pid) / "status").read_text()
+    except OSError:
+        return None
+    out = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmHWM", "VmRSS"):
+            out[key] = int(value.split()[0])
+    return out if len(out) == 2 else None
+
+
+def parent_map(proc: Path = PROC) -> dict[int, list[int]]:
+    """ppid -> child pids, for every process now alive."""
+    children: dict[int, list[int]] = {}
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # the command name is parenthesised and may hold spaces: fields start after the last ")"
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    return children
+
+
+def tree(root: int, children: dict[int, list[int]]) -> list[int]:
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        if pid in out:
+            continue
+        out.append(pid)
+        todo.extend(children.get(pid, ()))
+    return out
+
+
+class RssSampler:
+    """Samples named process trees every `interval_s` in a background thread.
+
+    `roots()` returns {component name: root pid} and is called at every sample, so
+    processes started later (or restarted) are picked up.
+    """
+
+    def __init__(self, roots: Callable[[], dict[str, int]], interval_s: float = 0.5, proc: Path = PROC):
+        self.roots = roots
+        self.interval_s = interval_s
+        self.proc = proc
+        self.hwm_kib: dict[str, dict[int, int]] = {}  # name -> pid -> peak VmHWM seen
+        self.simultaneous_peak_kib = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="rss-sampler", daemon=True)
+
+    def sample(self) -> None:
+        children = parent_map(self.proc)
+        total = 0
+        for name, root in self.roots().items():
+            pids = self.hwm_kib.setdefault(name, {})
+            for pid in tree(root, children):
+                status = read_status_kib(pid, self.proc)
+                if status is None:
+                    continue
+                pids[pid] = max(pids.get(pid, 0), status["VmHWM"])
+                total += status["VmRSS"]
+        self.simultaneous_peak_kib = max(self.simultaneous_peak_kib, total)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.sample()
+            except Exception:  # a process vanishing mid-read must not kill the sampler
+                pass
+            self._stop.wait(self.interval_s)
+
+    def start(self) -> "RssSampler":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.sample()
+
+    def peaks_mib(self) -> dict[str, float]:
+        """Per component: the sum of its processes' peaks, MiB."""
+        return {name: round(sum(pids.values()) / 1024, 1) for name, pids in self.hwm_kib.items() if pids}
+
+
+def wait_until(predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval_s)
+    return predicate()

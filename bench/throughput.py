@@ -1,0 +1,212 @@
+"""Throughput: N generated posts through Kafka -> the scoring job -> ClickHouse, beside the
+plain-Python scoring loop on the same posts.
+
+Steps (docs/bench.md has the exact definitions):
+1. load: produce the N posts to a fresh `posts.raw` topic (3 partitions, key = id,
+   timestamp = published_at) with kafka-python. Load, not measured.
+2. plain loop: `scoring.engine.Engine` with the same watchlist, risk settings and
+   sentiment model over the same posts (JSON parse included), in this process.
+3. pipeline: `yuqing job run --bounded` (parallelism 1, thread mode) and
+   `yuqing sink clickhouse` start together, as in production; the bench only polls Kafka
+   end offsets and the sink's /metrics twice a second (cheap: it never reads the posts).
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from bench import posts as bench_posts
+from bench.harness import Workbench, check_alive, http_get, metric_sum, say, wait_for
+from yuqing.config import REPO_ROOT
+
+WATCHLIST = REPO_ROOT / "data" / "watchlist.sample.yaml"
+RAW_PARTITIONS = 3
+CHUNK = 50_000
+
+
+def load_posts(settings, topic: str, pool, n: int, base_ms: int) -> dict:
+    """Produce the posts (acks=1, large batches). Returns counts and the load rate."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=settings.kafka.bootstrap, acks=1, linger_ms=50,
+                             batch_size=1 << 20, max_request_size=8 << 20,
+                             request_timeout_ms=30_000, max_block_ms=120_000, client_id="yuqing-bench-load")
+    failures: list[Exception] = []
+    t0 = time.perf_counter()
+    sent = 0
+    try:
+        for ts, key, value in bench_posts.stream(pool, n, base_ms):
+            producer.send(topic, value=value, key=key, timestamp_ms=ts).add_errback(failures.append)
+            sent += 1
+            if sent % 100_000 == 0:
+                say(f"  loaded {sent:,}/{n:,} posts ({sent / (time.perf_counter() - t0):,.0f}/s)")
+        producer.flush(timeout=300)
+    finally:
+        producer.close(timeout=30)
+    if failures:
+        raise RuntimeError(f"{len(failures)} posts were not accepted by Kafka, e.g. {failures[0]!r}")
+    seconds = time.perf_counter() - t0
+    return {"posts": sent, "load_s": round(seconds, 2), "load_posts_per_s": round(sent / seconds, 1)}
+
+
+def plain_loop(pool, n: int, base_ms: int, watchlist_path: Path = WATCHLIST) -> dict:
+    """The reference engine over the same posts; only parse + score + windows are timed."""
+    from scoring.engine import Engine, text_scorer
+    from scoring.risk import load_risk_config
+    from scoring.sentiment import load_model
+    from scoring.watchlist import load_watchlist
+    from yuqing.post import parse_post_strict
+
+    engine = Engine(load_watchlist(watchlist_path), text_scorer(load_model().predict_proba), load_risk_config(None))
+    timed = 0.0
+    cpu = 0.0
+    chunk: list[bytes] = []
+
+    def run(values: list[bytes]) -> tuple[float, float]:
+        w0, c0 = time.perf_counter(), time.process_time()
+        engine.feed(parse_post_strict(v) for v in values)
+        return time.perf_counter() - w0, time.process_time() - c0
+
+    for _, _, value in bench_posts.stream(pool, n, base_ms):
+        chunk.append(value)
+        if len(chunk) >= CHUNK:
+            w, c = run(chunk)
+            timed, cpu = timed + w, cpu + c
+            chunk = []
+    if chunk:
+        w, c = run(chunk)
+        timed, cpu = timed + w, cpu + c
+    w0, c0 = time.perf_counter(), time.process_time()
+    result = engine.flush()
+    timed += time.perf_counter() - w0
+    cpu += time.process_time() - c0
+    return {"plain_loop_s": round(timed, 2), "plain_loop_cpu_s": round(cpu, 2),
+            "plain_loop_posts_per_s": round(n / timed, 1), "plain_loop_cpu_posts_per_s": round(n / max(cpu, 1e-9), 1), "plain_loop_matched": result.posts_matched,
+            "plain_loop_assessments": len(result.assessments), "plain_loop_alerts": len(result.alerts)}
+
+
+class OffsetWatch:
+    """End offsets of the output topics, read without consuming anything."""
+
+    def __init__(self, settings, topics: list[str]):
+        from kafka import KafkaConsumer, TopicPartition
+
+        self.consumer = KafkaConsumer(bootstrap_servers=settings.kafka.bootstrap, client_id="yuqing-bench-watch",
+                                      request_timeout_ms=30_000, enable_auto_commit=False)
+        self.parts = {t: [TopicPartition(t, p) for p in sorted(self.consumer.partitions_for_topic(t) or {0})]
+                      for t in topics}
+
+    def ends(self) -> dict[str, int]:
+        every = [tp for tps in self.parts.values() for tp in tps]
+        offsets = self.consumer.end_offsets(every)
+        return {t: sum(offsets[tp] for tp in tps) for t, tps in self.parts.items()}
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def run_pipeline(wb: Workbench, topics: dict[str, str], database: str, n: int, timeout_s: float) -> dict:
+    """Start job + sink, poll until ClickHouse holds every output; return the timings."""
+    settings = wb.settings
+    pipeline = wb.pipeline("throughput", wb.env(topics, database))
+    watch = OffsetWatch(settings, [topics["scored"], topics["assessments"], topics["dlq"], topics["alerts"]])
+    sink_url = f"http://{settings.metrics.host}:{settings.metrics.sink_port}/metrics"
+    t_spawn = time.monotonic()
+    pipeline.start("job", "job", "run", "--watchlist", str(WATCHLIST), "--bounded", "--no-resume",
+                   "--parallelism", "1", "--python-mode", "thread", "--group-id", f"bench-{wb.tag}",
+                   "--checkpoint-interval", "30")
+    pipeline.start("sink", "sink", "clickhouse")
+    sink_alive = check_alive(pipeline, "sink")
+    t_first = t_last_assess = t_last_scored = t_job_exit = t_first_insert = t_complete = None
+    last_assess = last_scored = -1
+    ends: dict[str, int] = {}
+    inserted = {}
+    deadline = t_spawn + timeout_s
+    last_report = t_spawn
+    try:
+        while True:
+            now = time.monotonic()
+            if now > deadline:
+                raise RuntimeError(f"the pipeline did not finish {n:,} posts within {timeout_s:.0f} s; "
+                                   f"logs in {pipeline.run_dir / 'logs'}")
+            sink_alive()
+            ends = watch.ends()
+            scored, assessed = ends[topics["scored"]], ends[topics["assessments"]]
+            if t_first is None and (scored or ends[topics["dlq"]]):
+                t_first = now
+            if scored != last_scored:
+                last_scored, t_last_scored = scored, now
+            if assessed != last_assess:
+                last_assess, t_last_assess = assessed, now
+            job_alive = pipeline.get("job").alive()
+            if t_job_exit is None and not job_alive:
+                t_job_exit = now
+                if t_first is None:
+                    from yuqing.pipeline import last_line
+
+                    raise RuntimeError(f"the job exited without output: {last_line(pipeline.get('job').log)}")
+            text = http_get(sink_url)
+            inserted = {table: metric_sum(text, "yuqing_clickhouse_rows_inserted_total", {"table": table})
+                        + metric_sum(text, "yuqing_clickhouse_rows_duplicate_total", {"table": table})
+                        for table in ("posts", "risk_assessments", "alerts", "rejects")}
+            if t_first_insert is None and sum(inserted.values()) > 0:
+                t_first_insert = now
+            if (t_job_exit is not None and inserted["posts"] >= scored and inserted["risk_assessments"] >= assessed
+                    and inserted["alerts"] >= ends[topics["alerts"]]):
+                t_complete = now
+                break
+            if now - last_report >= 10:
+                last_report = now
+                say(f"  {now - t_spawn:5.0f} s: scored {scored:,}, assessments {assessed:,}, "
+                    f"in ClickHouse {int(inserted['posts']):,} posts"
+                    + (" (job finished)" if t_job_exit else ""))
+            time.sleep(0.5)
+    finally:
+        watch.close()
+        pipeline.stop()
+    job_s = max(t_last_assess - t_first, 1e-9)
+    e2e_s = max(t_complete - t_first, 1e-9)
+    rows = sum(inserted.values())
+    return {
+        "job_startup_s": round(t_first - t_spawn, 2),
+        "job_s": round(job_s, 2),
+        "job_posts_per_s": round(n / job_s, 1),
+        # split of the job's time: posts scored (UDF) vs. windows still firing after the last post
+        "job_scoring_s": round(t_last_scored - t_first, 2),
+        "job_window_tail_s": round(max(t_last_assess - t_last_scored, 0.0), 2),
+        "pipeline_s": round(e2e_s, 2),
+        "posts_per_s": round(n / e2e_s, 1),
+        "sink_rows": int(rows),
+        "sink_rows_per_s": round(rows / max(t_complete - (t_first_insert or t_first), 1e-9), 1),
+        "sink_drain_s": round(max(t_complete - t_last_assess, 0.0), 2),
+        "scored_posts": ends[topics["scored"]],
+        "assessments": ends[topics["assessments"]],
+        "alerts": ends[topics["alerts"]],
+        "dead_letters": ends[topics["dlq"]],
+        "logs": str(pipeline.run_dir / "logs"),
+    }
+
+
+def run(wb: Workbench, n: int, progress=say) -> dict:
+    """The whole throughput phase; returns the flat results."""
+    pool = bench_posts.load_pool(wb.cache_dir, WATCHLIST)
+    base_ms = bench_posts.base_time_ms(pool, n, int(time.time() * 1000))
+    progress(f"throughput: {n:,} posts from a pool of {len(pool):,} ({-(-n // len(pool))} copies)")
+    topics = wb.make_topics("tp", RAW_PARTITIONS)
+    database = wb.make_database("tp")
+    out = {"posts": n}
+    out.update(load_posts(wb.settings, topics["raw"], pool, n, base_ms))
+    progress(f"throughput: loaded into {topics['raw']} at {out['load_posts_per_s']:,.0f} posts/s; "
+             "timing the plain-Python loop")
+    out.update(plain_loop(pool, n, base_ms))
+    progress(f"throughput: plain loop {out['plain_loop_posts_per_s']:,.0f} posts/s; starting job + sink")
+    out.update(run_pipeline(wb, topics, database, n, timeout_s=600 + n / 500))
+    out["ratio_to_plain_loop"] = round(out["posts_per_s"] / out["plain_loop_posts_per_s"], 3)
+    out["job_matches_plain_loop"] = (out["scored_posts"] == out["plain_loop_matched"]
+                                     and out["assessments"] == out["plain_loop_assessments"])
+    if not out["job_matches_plain_loop"]:
+        progress("throughput: WARNING the job and the plain loop disagree: "
+                 + json.dumps({k: out[k] for k in ("scored_posts", "plain_loop_matched", "assessments",
+                                                    "plain_loop_assessments")}))
+    return out
