@@ -183,7 +183,7 @@ def run_submit(args) -> int:
                 "--group-id", args.group_id]
     for flag, value in (("--risk-config", args.risk_config and str(Path(args.risk_config).resolve())),
                         ("--sentiment-model", args.sentiment_model), ("--topic", args.topic),
-                        ("--metrics-port", args.metrics_port)):
+                        ("--metrics-port", args.metrics_port), ("--idle-timeout", args.idle_timeout)):
         if value is not None:
             job_args += [flag, str(value)]
     if args.bounded:
@@ -292,6 +292,10 @@ def register(subparsers) -> None:
     submit.add_argument("--checkpoint-interval", type=int, default=30, help="seconds (0: off)")
     submit.add_argument("--metrics-port", type=int, help="first /metrics port of the workers (0: none; "
                                                         "default: metrics.job_port)")
+    submit.add_argument("--idle-timeout", type=int,
+                        help="seconds without records before a partition stops holding back the watermark "
+                             "(default 5; raise it when catching up on a backlog: an idle-marked partition's "
+                             "late records are dropped)")
     submit.add_argument("--wait-running", action="store_true", help="return only when every task runs")
     submit.add_argument("--timeout", type=float, default=300.0, help="seconds for the submission (and --wait-running)")
     submit.set_defaults(func=run_submit)

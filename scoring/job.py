@@ -498,12 +498,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metrics-port", type=int, default=settings.metrics.job_port,
                         help="first port for the workers' /metrics (0: none)")
     parser.add_argument("--from-savepoint", help="restore from this savepoint (or use `flink run -s`)")
+    parser.add_argument("--idle-timeout", type=int, default=JobConfig.idle_timeout_s,
+                        help="seconds without records before a partition stops holding back the watermark")
     args = parser.parse_args(argv)
     if args.parallelism < 1:
         parser.error("--parallelism must be at least 1")
     cfg = JobConfig.build(settings, args.watchlist, args.risk_config, args.sentiment_model,
                           parallelism=args.parallelism, topic=args.topic, python_mode=args.python_mode,
-                          checkpoint_interval_s=args.checkpoint_interval, metrics_port=args.metrics_port)
+                          checkpoint_interval_s=args.checkpoint_interval, metrics_port=args.metrics_port,
+                          idle_timeout_s=args.idle_timeout)
     checkpoint_dir = Path(args.checkpoint_dir).resolve() if args.checkpoint_dir else None
     run_live(settings, cfg, bounded=args.bounded, group_id=args.group_id, checkpoint_dir=checkpoint_dir,
              savepoint=args.from_savepoint)

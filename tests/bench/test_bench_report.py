@@ -1,0 +1,49 @@
+"""bench.report, bench.harness.metric_sum and the command line: pure logic."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bench import report
+from bench.__main__ import parse_args
+from bench.harness import metric_sum
+
+
+@pytest.mark.parametrize("q", [0, 50, 95, 99, 100])
+def test_percentile_matches_numpy(q):
+    values = [3.2, 1.0, 2.5, 9.0, 4.4, 1.7, 2.2]
+    assert report.percentile(values, q) == pytest.approx(float(np.percentile(values, q)))
+
+
+def test_percentile_of_nothing_is_an_error():
+    with pytest.raises(ValueError):
+        report.percentile([], 50)
+
+
+def test_targets_pass_fail_and_not_run():
+    rows = {r["key"]: r for r in report.target_rows({"posts_per_s": 12_000.0, "detection_p95_s": 5.5})}
+    assert rows["posts_per_s"]["pass"] is True
+    assert rows["detection_p95_s"]["pass"] is False
+    assert rows["stack_peak_rss_mib"]["pass"] is None
+    text = report.render({"posts_per_s": 9_999.0, "stack_peak_rss_mib": 3000.0, "peak_rss_mib": {"kafka": 500.0}})
+    assert "FAIL" in text and "PASS" in text and "not run" in text and "peak RSS kafka" in text
+
+
+def test_metric_sum_reads_prometheus_text():
+    text = (b'# HELP yuqing_clickhouse_rows_inserted_total rows\n'
+            b'yuqing_clickhouse_rows_inserted_total{table="posts"} 120.0\n'
+            b'yuqing_clickhouse_rows_inserted_total{table="alerts"} 3.0\n'
+            b'yuqing_clickhouse_rows_inserted_total_created{table="posts"} 1.7e9\n')
+    assert metric_sum(text, "yuqing_clickhouse_rows_inserted_total") == 123.0
+    assert metric_sum(text, "yuqing_clickhouse_rows_inserted_total", {"table": "posts"}) == 120.0
+    assert metric_sum(None, "x") == 0.0
+
+
+def test_command_line():
+    args = parse_args(["--only", "resources", "--posts", "5000"])
+    assert args.phases == {"resources", "throughput", "latency"} and args.posts == 5000
+    assert parse_args([]).phases == {"throughput", "latency", "resources", "sentiment"}
+    for bad in (["--only", "speed"], ["--posts", "0"], ["--burst", "10"]):
+        with pytest.raises(SystemExit) as exc:
+            parse_args(bad)
+        assert exc.value.code == 2

@@ -1,0 +1,38 @@
+"""bench.resources over a fake /proc tree, and over this very process."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from bench.resources import RssSampler, parent_map, read_status_kib, tree
+
+
+def fake_proc(root: Path, procs: dict[int, tuple[int, int, int]]) -> Path:
+    """pid -> (ppid, VmHWM kB, VmRSS kB)"""
+    for pid, (ppid, hwm, rss) in procs.items():
+        d = root / str(pid)
+        d.mkdir(parents=True)
+        (d / "stat").write_text(f"{pid} (odd name) x) S {ppid} 1 1 0\n")
+        (d / "status").write_text(f"Name:\tx\nVmPeak:\t9 kB\nVmHWM:\t{hwm} kB\nVmRSS:\t{rss} kB\n")
+    (root / "self").mkdir()
+    return root
+
+
+def test_tree_and_peaks_from_a_fake_proc(tmp_path):
+    proc = fake_proc(tmp_path, {10: (1, 1000, 800), 11: (10, 2048, 2000), 12: (11, 512, 100), 20: (1, 4096, 4000)})
+    children = parent_map(proc)
+    assert sorted(tree(10, children)) == [10, 11, 12]
+    assert read_status_kib(11, proc) == {"VmHWM": 2048, "VmRSS": 2000}
+    assert read_status_kib(99, proc) is None
+    sampler = RssSampler(lambda: {"job": 10, "kafka": 20}, proc=proc)
+    sampler.sample()
+    (proc / "11" / "status").write_text("VmHWM:\t3072 kB\nVmRSS:\t10 kB\n")
+    sampler.sample()
+    assert sampler.peaks_mib() == {"job": round((1000 + 3072 + 512) / 1024, 1), "kafka": 4.0}
+    assert sampler.simultaneous_peak_kib == 800 + 2000 + 100 + 4000
+
+
+def test_sampler_reads_this_process():
+    sampler = RssSampler(lambda: {"me": os.getpid()})
+    sampler.sample()
+    assert sampler.peaks_mib()["me"] > 10
