@@ -171,6 +171,6 @@ if __name__ == "__main__":
         sys.exit(main())
     except KeyboardInterrupt:
         sys.exit(130)
-    except RuntimeError as exc:
+    except (RuntimeError, ValueError, OSError) as exc:  # StackError, ConfigError, Kafka/ClickHouse down
         print(f"bench: error: {exc}", file=sys.stderr)
         sys.exit(1)

@@ -72,13 +72,13 @@ class Inbox:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/hooks/bench"
 
-    def wait_page(self, brand: str, timeout_s: float) -> tuple[float, dict] | None:
-        """The first page whose notice names `brand`."""
+    def wait_page(self, brand: str, since: float, timeout_s: float) -> tuple[float, dict] | None:
+        """The first page naming `brand` received after `since` (time.monotonic)."""
         deadline = time.monotonic() + timeout_s
         with self.cond:
             while True:
                 for at, payload in self.pages:
-                    if (payload.get("notice") or {}).get("brand") == brand:
+                    if at >= since and (payload.get("notice") or {}).get("brand") == brand:
                         return at, payload
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -107,7 +107,7 @@ def run(wb: Workbench, trials: int = 25, burst: int = 200, warmup: int = 1, prog
 
     settings = wb.settings
     topics = wb.make_topics("lat", raw_partitions=1)
-    brands = bench_posts.trial_brands(trials + warmup)
+    brands = bench_posts.trial_brands(trials + warmup, bench_posts.run_prefix(int(time.time())))
     phase_dir = wb.run_dir / "latency"
     phase_dir.mkdir(parents=True, exist_ok=True)
     base = yaml.safe_load(SAMPLE_WATCHLIST.read_text(encoding="utf-8"))
@@ -142,6 +142,7 @@ def run(wb: Workbench, trials: int = 25, burst: int = 200, warmup: int = 1, prog
         results = []
         for i, brand in enumerate(brands):
             pane = start_ms + i * TRIAL_SPACING_MS
+            t_burst = time.monotonic()
             posts = bench_posts.crisis_burst(watchlist, brand, "privacy", pane, posts=burst, seed=i)
             for post in posts:
                 producer.send(topics["raw"], key=post["id"].encode(), timestamp_ms=bench_posts.post_ms(post),
@@ -149,16 +150,18 @@ def run(wb: Workbench, trials: int = 25, burst: int = 200, warmup: int = 1, prog
             producer.flush(timeout=30)
             closing_ms = pane + 60_000 + OUT_OF_ORDERNESS_MS + 1_000
             close = bench_posts.closing_post(closing_ms, f"{wb.tag}-{i}")
+            t_send = time.monotonic()
             producer.send(topics["raw"], key=close["id"].encode(), timestamp_ms=closing_ms,
                           value=json.dumps(close, ensure_ascii=False).encode()).get(timeout=15)
             t0 = time.monotonic()
-            got = inbox.wait_page(brand, timeout_s=180 if i < warmup else 60)
+            got = inbox.wait_page(brand, since=t_burst, timeout_s=180 if i < warmup else 60)
             if got is None:
                 alive()
                 raise RuntimeError(f"trial {i}: no page for {brand} within the timeout; logs in {pipeline.run_dir / 'logs'}")
             at, payload = got
             notice = payload.get("notice") or {}
             trial = {"brand": brand, "posts": len(posts), "seconds": round(at - t0, 3),
+                     "from_send_s": round(at - t_send, 3), "ack_s": round(t0 - t_send, 3),
                      "category": notice.get("category"), "level": notice.get("level"), "path": notice.get("path"),
                      "warmup": i < warmup}
             results.append(trial)
@@ -169,8 +172,18 @@ def run(wb: Workbench, trials: int = 25, burst: int = 200, warmup: int = 1, prog
             producer.close(timeout=10)
         pipeline.stop()
         inbox.close()
-    measured = [t["seconds"] for t in results if not t["warmup"]]
+    # a page before the ack means the window closed without the closing post: not a measurement
+    invalid = [t for t in results if not t["warmup"] and t["seconds"] < 0]
+    if invalid:
+        progress(f"latency: WARNING {len(invalid)} trial(s) paged before the closing post's ack; not counted")
+    counted = [t for t in results if not t["warmup"] and t["seconds"] >= 0]
+    if not counted:
+        raise RuntimeError("no valid latency trial")
+    measured = [t["seconds"] for t in counted]
     return {
+        "detection_trials_invalid": len(invalid),
+        "detection_from_send_p95_s": round(percentile([t["from_send_s"] for t in counted], 95), 3),
+        "detection_ack_max_s": max(t["ack_s"] for t in counted),
         "detection_trials": len(measured),
         "detection_p50_s": round(percentile(measured, 50), 3),
         "detection_p95_s": round(percentile(measured, 95), 3),

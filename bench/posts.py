@@ -171,9 +171,16 @@ def post_ms(post: dict[str, Any]) -> int:
 TRIAL_CHARS = "甲乙丙丁戊己庚辛壬癸子丑寅卯辰巳午未申酉戌亥"
 
 
+def run_prefix(seed: int) -> str:
+    """Three characters that differ between runs: Prometheus and Alertmanager remember a
+    brand's high level for minutes, and must not page a new run's trial brand early."""
+    k = len(TRIAL_CHARS)
+    return "雷" + TRIAL_CHARS[(seed // k) % k] + TRIAL_CHARS[seed % k]
+
+
 def trial_brands(n: int, prefix: str = "雷测") -> list[str]:
-    """`n` distinct made-up brand names of four Chinese characters (no digits or Latin
-    letters, which the matcher treats as ASCII words), one fresh brand per latency trial."""
+    """`n` distinct made-up brand names: the prefix and two more Chinese characters (no
+    digits or Latin letters, which the matcher treats as ASCII words), one per trial."""
     k = len(TRIAL_CHARS)
     if n > k * k:
         raise ValueError(f"at most {k * k} trial brands")

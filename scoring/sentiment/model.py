@@ -26,6 +26,9 @@ FORMAT = "yuqing-sentiment"
 FORMAT_VERSION = 1
 DEFAULT_FILENAME = "sentiment-default.npz"
 SNOWNLP = "snownlp"
+DEFAULT_C = 4.0
+# NBSVM-style log-count-ratio scaling (smoothing alpha); None = plain logistic regression.
+NB_ALPHA = 1.0
 
 
 class ModelError(Exception):
@@ -149,6 +152,13 @@ def read_labeled_tsv(path: str | Path) -> tuple[list[str], np.ndarray]:
     return texts, np.array(labels, dtype=np.int8)
 
 
+def _classifier_meta(C: float, nb_alpha: float | None) -> dict:
+    meta = {"kind": "logistic_regression", "solver": "lbfgs", "C": C}
+    if nb_alpha is not None:
+        meta.update(kind="nb_logistic_regression", nb_alpha=nb_alpha)
+    return meta
+
+
 @dataclass
 class TrainResult:
     model: SentimentModel
@@ -159,19 +169,48 @@ class TrainResult:
     seconds: float
 
 
-def _fit(X, y, sample_weight, C: float, max_iter: int = 150):
+def nb_ratios(X, y, sample_weight=None, alpha: float = NB_ALPHA) -> np.ndarray:
+    """Per column, the smoothed log-count ratio r = log(p/|p|) - log(q/|q|) of NBSVM.
+
+    p and q sum the (weighted) presence of each column over positive and negative rows, so
+    r says how strongly a feature leans one way in the training data. Scaling the columns
+    by r before the logistic regression lets the L2 penalty spend less on well-supported
+    n-grams and more on rare ones: on short posts this beats plain LR (see docs)."""
+    X = X.tocsr()
+    presence = X.copy()
+    presence.data = (presence.data != 0).astype(np.float64)
+    yy = np.asarray(y) == 1
+    sw = np.ones(len(yy)) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    p = alpha + np.asarray(presence.T @ (sw * yy)).ravel()
+    q = alpha + np.asarray(presence.T @ (sw * ~yy)).ravel()
+    return np.log(p / p.sum()) - np.log(q / q.sum())
+
+
+def _fit(X, y, sample_weight, C: float, max_iter: int = 150, *, nb_alpha: float | None = None,
+         nb_columns: int | None = None):
     """L2 logistic regression, fitted with L-BFGS on the columns the data uses.
 
     Why not sklearn's LogisticRegression: on 2^20 hashed columns its solvers spend most
     of their time on untouched columns, and multi-threaded BLAS thrashes on a busy 2-core
     box; compacting the columns and pinning BLAS to one thread makes it several times faster.
+
+    nb_alpha: scale the first `nb_columns` columns (the hashed n-grams; the dense lexicon
+    block stays as it is) by their NB log-count ratios first, and fold the ratios back into
+    the returned weights: the model stays one weight per column, so inference is unchanged.
     """
+    from scipy import sparse
     from scipy.optimize import minimize
     from threadpoolctl import threadpool_limits
 
     X = X.tocsr().astype(np.float64)
     used = np.unique(X.indices)
     Xc = X[:, used]
+    scale = None
+    if nb_alpha is not None:
+        scale = nb_ratios(Xc, y, sample_weight, nb_alpha)
+        if nb_columns is not None:
+            scale[used >= nb_columns] = 1.0
+        Xc = (Xc @ sparse.diags(scale)).tocsr()
     XcT = Xc.T.tocsr()
     yy = np.asarray(y, dtype=np.float64)
     sign = 2.0 * yy - 1.0
@@ -190,27 +229,30 @@ def _fit(X, y, sample_weight, C: float, max_iter: int = 150):
     with threadpool_limits(1):
         result = minimize(loss_grad, np.zeros(len(used) + 1), jac=True, method="L-BFGS-B",
                           options={"maxiter": max_iter, "gtol": 1e-5})
+    w = result.x[:-1] if scale is None else result.x[:-1] * scale
     weights = np.zeros(X.shape[1], dtype=np.float32)
-    weights[used] = result.x[:-1]
+    weights[used] = w
     return weights, float(result.x[-1])
 
 
 def fit_model(texts: Sequence[str], labels: Sequence[int], *, config: FeatureConfig | None = None,
-              lexicon=None, C: float = 4.0, sample_weight=None) -> SentimentModel:
+              lexicon=None, C: float = DEFAULT_C, sample_weight=None,
+              nb_alpha: float | None = NB_ALPHA) -> SentimentModel:
     """Fit on all rows (no held-out split)."""
     featurizer = Featurizer(config, lexicon)
     X = featurizer.matrix(list(texts))
     y = np.asarray(labels, dtype=np.int8)
     if len(set(y.tolist())) < 2:
         raise ModelError("training data needs both labels (1 positive and 0 negative)")
-    weights, bias = _fit(X, y, sample_weight, C)
-    return SentimentModel(weights=weights, bias=bias, featurizer=featurizer)
+    weights, bias = _fit(X, y, sample_weight, C, nb_alpha=nb_alpha, nb_columns=featurizer.n_hashed)
+    return SentimentModel(weights=weights, bias=bias, featurizer=featurizer,
+                          meta={"classifier": _classifier_meta(C, nb_alpha)})
 
 
 def train_model(texts: Sequence[str], labels: Sequence[int], *, config: FeatureConfig | None = None,
-                lexicon=None, C: float = 4.0, holdout: float = 0.1, seed: int = 0,
+                lexicon=None, C: float = DEFAULT_C, holdout: float = 0.1, seed: int = 0,
                 sample_weight=None, eval_mask=None, source: str = "", refit: bool = True,
-                progress=None) -> TrainResult:
+                progress=None, nb_alpha: float | None = NB_ALPHA) -> TrainResult:
     """Train with a seeded stratified held-out split for honest metrics, then (refit)
     train again on every row. `eval_mask` limits which rows may be held out."""
     from sklearn.metrics import roc_auc_score
@@ -234,14 +276,15 @@ def train_model(texts: Sequence[str], labels: Sequence[int], *, config: FeatureC
     X = featurizer.matrix(texts)
     say = progress or (lambda msg: None)
     say(f"features ready: {X.shape[0]} rows, {X.nnz} non-zeros")
-    weights, bias = _fit(X[~test], y[~test], None if sw is None else sw[~test], C)
+    nb = {"nb_alpha": nb_alpha, "nb_columns": featurizer.n_hashed}
+    weights, bias = _fit(X[~test], y[~test], None if sw is None else sw[~test], C, **nb)
     model = SentimentModel(weights=weights, bias=bias, featurizer=featurizer)
     scores = model.decision_function([texts[i] for i in np.flatnonzero(test)])
     accuracy = float(((scores > 0).astype(np.int8) == y[test]).mean())
     auc = float(roc_auc_score(y[test], scores)) if len(set(y[test].tolist())) == 2 else float("nan")
     say(f"held-out ({int(test.sum())} rows): accuracy {accuracy:.4f}, AUC {auc:.4f}")
     if refit:
-        weights, bias = _fit(X, y, sw, C)
+        weights, bias = _fit(X, y, sw, C, **nb)
         model = SentimentModel(weights=weights, bias=bias, featurizer=featurizer)
     seconds = time.perf_counter() - started
     model.meta = {
@@ -249,7 +292,7 @@ def train_model(texts: Sequence[str], labels: Sequence[int], *, config: FeatureC
         "training_rows": int(len(y)),
         "positive_rows": int(y.sum()),
         "source": source,
-        "classifier": {"kind": "logistic_regression", "solver": "lbfgs", "C": C},
+        "classifier": _classifier_meta(C, nb_alpha),
         "heldout": {"rows": int(test.sum()), "fraction": holdout, "seed": seed,
                     "accuracy": round(accuracy, 4), "auc": round(auc, 4),
                     "refit_on_all_rows": refit},

@@ -65,10 +65,13 @@ def test_format_time_is_china_time_rfc3339():
     assert bp.format_time(0) == "1970-01-01T08:00:00+08:00"
 
 
-def test_trial_brands_are_distinct_four_chinese_characters():
+def test_trial_brands_are_distinct_chinese_names_that_change_between_runs():
     names = bp.trial_brands(40)
     assert len(set(names)) == 40
     assert all(re.fullmatch(r"[\u4e00-\u9fff]{4}", n) for n in names)
+    a, b = bp.trial_brands(5, bp.run_prefix(1000)), bp.trial_brands(5, bp.run_prefix(1001))
+    assert not set(a) & set(b)
+    assert all(re.fullmatch(r"[\u4e00-\u9fff]{5}", n) for n in a)
     with pytest.raises(ValueError):
         bp.trial_brands(10_000)
 

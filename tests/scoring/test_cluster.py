@@ -164,7 +164,7 @@ def cleanup_jobs(flink_cluster):
 
 def _submit_args(raw: str, *extra: str) -> list[str]:
     return ["job", "submit", "--watchlist", str(WATCHLIST), "--parallelism", "2", "--topic", raw,
-            "--group-id", f"g-{raw}", "--metrics-port", "0", *extra]
+            "--group-id", f"g-{raw}", "--metrics-port", "0", "--idle-timeout", "300", *extra]
 
 
 def test_job_on_the_cluster_with_parallelism_2_matches_the_reference(
@@ -207,7 +207,7 @@ def test_stop_with_savepoint_and_resubmit_keeps_windows_and_baselines(
 
     _produce(bootstrap, raw, first)
     job_id = _yuqing(*_submit_args(raw, "--wait-running"), env=env)
-    scored = _read_topic(bootstrap, outputs["scored"], first_result.posts_matched, 180)
+    scored = _read_topic(bootstrap, outputs["scored"], first_result.posts_matched, 300)
     assert len(scored) == first_result.posts_matched
 
     savepoint = _yuqing("job", "stop", job_id, "--savepoint", str(tmp_path / "savepoints"), env=env)
@@ -223,7 +223,7 @@ def test_stop_with_savepoint_and_resubmit_keeps_windows_and_baselines(
     _flush_watermarks(bootstrap, raw, 4, posts[-1])
     job2 = _yuqing(*_submit_args(raw, "--from-savepoint", savepoint, "--wait-running"), env=env)
     assert job2 != job_id
-    got = [json.loads(v) for v in _read_topic(bootstrap, outputs["assessments"], len(expected), 180)]
+    got = [json.loads(v) for v in _read_topic(bootstrap, outputs["assessments"], len(expected), 300)]
     _assert_same(expected, got)
     jobctl.cancel(flink_cluster, job2)
 

@@ -60,8 +60,8 @@ def pipeline(tmp_path, robot, kafka_bootstrap, kafka_topic):
             q = urllib.parse.quote('up{job="yuqing-job"}')
             result = http_get_json(f"{prom.url}/api/v1/query?query={q}")["data"]["result"]
             return result and result[0]["value"][1] == "1"
-        wait_until(scraped, 20, 0.2, "Prometheus to scrape the exporter")
-        wait_until(lambda: notify.consumer.state == "assigned", 30, 0.1, "notify to join the Kafka group")
+        wait_until(scraped, 60, 0.2, "Prometheus to scrape the exporter")
+        wait_until(lambda: notify.consumer.state == "assigned", 90, 0.1, "notify to join the Kafka group")
         yield {"metrics": metrics, "notify": notify, "robot": robot, "topic": topic,
                "bootstrap": kafka_bootstrap, "prom": prom, "am": am}
     finally:
