@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from bench import posts as bench_posts
-from bench.harness import Workbench, check_alive, http_get, metric_sum, say, wait_for
+from bench.harness import Workbench, check_alive, http_get, metric_sum, say
 from yuqing.config import REPO_ROOT
 
 WATCHLIST = REPO_ROOT / "data" / "watchlist.sample.yaml"
@@ -94,8 +94,17 @@ class OffsetWatch:
 
         self.consumer = KafkaConsumer(bootstrap_servers=settings.kafka.bootstrap, client_id="yuqing-bench-watch",
                                       request_timeout_ms=30_000, enable_auto_commit=False)
-        self.parts = {t: [TopicPartition(t, p) for p in sorted(self.consumer.partitions_for_topic(t) or {0})]
-                      for t in topics}
+        self.parts = {}
+        for topic in topics:
+            for _ in range(50):  # metadata of a topic created a moment ago may lag
+                self.consumer.topics()
+                partitions = self.consumer.partitions_for_topic(topic)
+                if partitions:
+                    break
+                time.sleep(0.2)
+            else:
+                raise RuntimeError(f"Kafka has no partitions for topic {topic}")
+            self.parts[topic] = [TopicPartition(topic, p) for p in sorted(partitions)]
 
     def ends(self) -> dict[str, int]:
         every = [tp for tps in self.parts.values() for tp in tps]

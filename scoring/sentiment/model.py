@@ -35,6 +35,14 @@ class ModelError(Exception):
     """A model file that cannot be used (missing, corrupt, other version): one-line message."""
 
 
+class ModelVersionError(ModelError):
+    """A model file of another format version; `version` is what the file says."""
+
+    def __init__(self, message: str, version: object):
+        super().__init__(message)
+        self.version = version
+
+
 @dataclass
 class SentimentModel:
     """P(positive) for texts. Thread-safe for reading; load once per worker and reuse."""
@@ -113,10 +121,10 @@ def read_model(path: str | Path) -> SentimentModel:
         raise ModelError(f"{path} is not a Yuqing sentiment model (format {meta.get('format')!r})")
     version = meta.get("format_version")
     if version != FORMAT_VERSION:
-        raise ModelError(
+        raise ModelVersionError(
             f"{path} has model format version {version!r}; this Yuqing reads version "
             f"{FORMAT_VERSION}: retrain it with `yuqing sentiment train` or rebuild the default "
-            f"with `yuqing sentiment build-default`")
+            f"with `yuqing sentiment build-default`", version)
     try:
         config = FeatureConfig.from_json(meta["features"])
         lexicon = [(str(t), float(w)) for t, w in meta["lexicon"]]
@@ -346,7 +354,8 @@ def load_model(path_or_name: str | Path | None = None, *, settings=None):
     """The model to score with, loaded once per process and cached.
 
     None or "default": the default model in the state dir, built there (seconds, offline)
-    if missing. "snownlp": snownlp's classifier. Anything else: a model file path."""
+    if missing or stale (see `_load_default`). "snownlp": snownlp's classifier. Anything
+    else: a model file path."""
     key = str(path_or_name or "default")
     with _LOCK:
         if key in _CACHE:
@@ -354,15 +363,36 @@ def load_model(path_or_name: str | Path | None = None, *, settings=None):
         if key == SNOWNLP:
             model = SnowNLPModel()
         elif key == "default":
-            path = default_model_path(settings)
-            if not path.is_file():
-                from scoring.sentiment.default import build_default
-
-                print(f"yuqing sentiment: building the default model at {path} (one-off)",
-                      file=sys.stderr)
-                build_default(path)
-            model = read_model(path)
+            model = _load_default(default_model_path(settings))
         else:
             model = read_model(path_or_name)
         _CACHE[key] = model
         return model
+
+
+def _load_default(path: Path) -> SentimentModel:
+    """Read the stored default model, rebuilding it first when it is missing, of an older
+    file format, or built by an older recipe (`default.DEFAULT_RECIPE`).
+
+    Why rebuild rather than fail: the default is derived only from files already on disk,
+    so a machine upgraded with an old default in its state dir should keep scoring, with
+    the current recipe. A file from a *newer* Yuqing still fails with the clear error."""
+    from scoring.sentiment import default
+
+    reason = "missing"
+    if path.is_file():
+        try:
+            model = read_model(path)
+        except ModelVersionError as exc:
+            if isinstance(exc.version, int) and exc.version > FORMAT_VERSION:
+                raise
+            reason = f"format version {exc.version!r}, this Yuqing writes {FORMAT_VERSION}"
+        else:
+            recipe = model.meta.get("default_recipe", 1)  # files from before recipes: 1
+            if not (isinstance(recipe, int) and recipe < default.DEFAULT_RECIPE):
+                return model  # current, or from a newer Yuqing: keep it
+            reason = f"recipe {recipe!r}, current is {default.DEFAULT_RECIPE}"
+    print(f"yuqing sentiment: building the default model at {path} ({reason}; one-off)",
+          file=sys.stderr)
+    default.build_default(path)
+    return read_model(path)

@@ -7,10 +7,13 @@ import zipfile
 import numpy as np
 import pytest
 
+from scoring.sentiment import default as default_mod
+from scoring.sentiment import model as model_mod
 from scoring.sentiment.model import (
-    FORMAT_VERSION, ModelError, SnowNLPModel, load_model, read_labeled_tsv, read_model,
-    train_model,
+    FORMAT_VERSION, ModelError, SnowNLPModel, fit_model, load_model, nb_ratios, read_labeled_tsv,
+    read_model, train_model,
 )
+from yuqing.config import Settings
 
 
 def test_training_learns_synthetic_polarity(small_model):
@@ -93,3 +96,111 @@ def test_snownlp_stays_selectable_and_guards_empty_text():
     p = model.predict_proba(["", "   ", "这个东西非常好用，很满意"])
     assert p[0] == 0.5 and p[1] == 0.5  # SnowNLP("") itself raises ZeroDivisionError
     assert 0.0 <= p[2] <= 1.0
+
+
+# ------------------------------------------------------------------ NB scaling
+
+def test_nb_ratios_follow_the_class_counts():
+    from scipy import sparse
+
+    # column 0 only in positives, 1 only in negatives, 2 in every row; values are ignored
+    # (presence counts), so the 5.0 weighs like a 1.0
+    X = sparse.csr_matrix(np.array([[1, 0, 1], [5, 0, 1], [0, 1, 1], [0, 1, 1]], dtype=float))
+    y = np.array([1, 1, 0, 0])
+    r = nb_ratios(X, y, alpha=1.0)
+    p, q = np.array([3.0, 1.0, 3.0]), np.array([1.0, 3.0, 3.0])
+    np.testing.assert_allclose(r, np.log(p / p.sum()) - np.log(q / q.sum()))
+    assert r[0] > 0 > r[1] and r[2] == pytest.approx(0.0)
+    # sample weights count like repeated rows
+    w = nb_ratios(X, y, sample_weight=np.array([2.0, 1.0, 1.0, 1.0]))
+    p2 = np.array([4.0, 1.0, 4.0])
+    np.testing.assert_allclose(w, np.log(p2 / p2.sum()) - np.log(q / q.sum()))
+
+
+def test_nb_scaled_and_plain_lr_both_learn_and_differ(labeled_tsv):
+    texts, labels = read_labeled_tsv(labeled_tsv)
+    nb = fit_model(texts, labels)
+    plain = fit_model(texts, labels, nb_alpha=None)
+    assert nb.meta["classifier"]["kind"] == "nb_logistic_regression"
+    assert nb.meta["classifier"]["nb_alpha"] == model_mod.NB_ALPHA
+    assert plain.meta["classifier"]["kind"] == "logistic_regression"
+    probe = ["这家店味道很好，非常满意", "快递太慢了，非常失望"]
+    for m in (nb, plain):
+        p = m.predict_proba(probe)
+        assert p[0] > 0.6 > 0.4 > p[1]
+    assert not np.allclose(nb.weights, plain.weights)
+    # the dense lexicon block is not NB-scaled, and the ratios are folded into the weights:
+    # the saved model is still one weight per column, scored the same way as before
+    n = nb.featurizer.n_hashed
+    assert nb.weights.shape == plain.weights.shape == (n + 4,)
+
+
+# ------------------------------------------------------------- default model upkeep
+
+@pytest.fixture()
+def fast_default_builder(monkeypatch, labeled_tsv):
+    """Replace the ~14 s default build with a training run on the synthetic rows; the
+    decision to rebuild (what is tested here) and the file IO stay real."""
+    calls = []
+
+    def build(out, progress=None):
+        texts, labels = read_labeled_tsv(labeled_tsv)
+        model = train_model(texts, labels, refit=False).model
+        model.meta["default_recipe"] = default_mod.DEFAULT_RECIPE
+        calls.append(out)
+        model.save(out)
+        return model
+
+    monkeypatch.setattr(default_mod, "build_default", build)
+    monkeypatch.setattr(model_mod, "_CACHE", {})
+    return calls
+
+
+def _stored_default(tmp_path, small_model_path, change=None) -> Settings:
+    settings = Settings(state_dir=tmp_path / "state")
+    path = model_mod.default_model_path(settings)
+    path.parent.mkdir(parents=True)
+    _rewrite_meta(small_model_path, path, change or (lambda m: None))
+    return settings
+
+
+def test_missing_default_is_built(tmp_path, fast_default_builder):
+    settings = Settings(state_dir=tmp_path / "state")
+    model = load_model(settings=settings)
+    assert fast_default_builder == [model_mod.default_model_path(settings)]
+    assert model.meta["default_recipe"] == default_mod.DEFAULT_RECIPE
+
+
+def test_default_of_an_older_format_version_is_rebuilt(tmp_path, small_model_path,
+                                                       fast_default_builder, capsys):
+    settings = _stored_default(tmp_path, small_model_path,
+                               lambda m: m.update(format_version=FORMAT_VERSION - 1))
+    path = model_mod.default_model_path(settings)
+    with pytest.raises(ModelError, match="format version"):
+        read_model(path)  # what an old default file does on its own
+    model = load_model(settings=settings)
+    assert fast_default_builder == [path]
+    assert read_model(path).meta["format_version"] == FORMAT_VERSION
+    assert model.predict_one("非常满意") > 0.5
+    assert "building the default model" in capsys.readouterr().err
+
+
+def test_default_of_an_older_recipe_is_rebuilt_current_one_kept(tmp_path, small_model_path,
+                                                               fast_default_builder):
+    # small_model was trained by train_model directly: no recipe, as old defaults were
+    settings = _stored_default(tmp_path, small_model_path)
+    load_model(settings=settings)
+    assert len(fast_default_builder) == 1
+    model_mod._CACHE.clear()
+    again = load_model(settings=settings)  # now current: read, not rebuilt
+    assert len(fast_default_builder) == 1
+    assert again.meta["default_recipe"] == default_mod.DEFAULT_RECIPE
+
+
+def test_default_from_a_newer_yuqing_is_an_error_not_overwritten(tmp_path, small_model_path,
+                                                                fast_default_builder):
+    settings = _stored_default(tmp_path, small_model_path,
+                               lambda m: m.update(format_version=FORMAT_VERSION + 1))
+    with pytest.raises(ModelError, match="reads version"):
+        load_model(settings=settings)
+    assert fast_default_builder == []
