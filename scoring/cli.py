@@ -148,14 +148,16 @@ def run_replay(args) -> int:
 
 def run_job(args) -> int:
     settings = _settings()
+    from scoring.job import current_end_offsets, run_live
+
+    start = current_end_offsets(settings, settings.kafka.raw_topic) if args.from_now else None
     cfg = _job_config(settings, args, parallelism=args.parallelism, python_mode=args.python_mode,
-                      checkpoint_interval_s=args.checkpoint_interval)
-    from scoring.job import run_live
+                      checkpoint_interval_s=args.checkpoint_interval, startup_offsets=start)
 
     print(f"job: scoring {settings.kafka.raw_topic} on {settings.kafka.bootstrap} "
           f"(metrics on :{settings.metrics.job_port}); Ctrl-C stops", file=sys.stderr)
     run_live(settings, cfg, bounded=args.bounded, group_id=args.group_id, savepoint=args.from_savepoint,
-             resume=args.resume)
+             resume=args.resume and not args.from_now)
     return 0
 
 
@@ -277,6 +279,8 @@ def register(subparsers) -> None:
     run.add_argument("--from-savepoint", help="restore state from this savepoint or checkpoint")
     run.add_argument("--no-resume", dest="resume", action="store_false",
                      help="start with empty state instead of the newest retained checkpoint")
+    run.add_argument("--from-now", action="store_true",
+                     help="read only posts produced after start (demos); implies --no-resume")
     run.set_defaults(func=run_job)
 
     submit = job_sub.add_parser(
@@ -298,7 +302,9 @@ def register(subparsers) -> None:
                              "late records are dropped)")
     submit.add_argument("--wait-running", action="store_true", help="return only when every task runs")
     submit.add_argument("--timeout", type=float, default=300.0, help="seconds for the submission (and --wait-running)")
-    submit.set_defaults(func=run_submit)
+    # process mode on a session cluster: each job gets fresh Python workers, so an upgrade runs
+    # the new code (thread mode keeps the first job's modules loaded in the TaskManager JVM)
+    submit.set_defaults(func=run_submit, python_mode="process")
 
     listing = job_sub.add_parser("list", help="list the jobs of a Flink cluster")
     _cluster_arg(listing)

@@ -52,6 +52,8 @@ class JobConfig:
     window_slide_s: int = 60
     out_of_orderness_s: int = 30
     examples: int = 3
+    # "partition:0,offset:42;partition:1,offset:7": start there instead of the group's offsets
+    startup_offsets: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -312,6 +314,9 @@ def kafka_source_ddl(settings: Settings, cfg: JobConfig, group_id: str, bounded:
         "scan.startup.mode": "group-offsets",
         "format": "raw",
     }
+    if cfg.startup_offsets:
+        options["scan.startup.mode"] = "specific-offsets"
+        options["scan.startup.specific-offsets"] = cfg.startup_offsets
     if bounded:
         options["scan.bounded.mode"] = "latest-offset"
     return (
@@ -339,6 +344,23 @@ def kafka_sink_ddl(name: str, topic: str, settings: Settings) -> str:
         f"'topic' = {_sql_literal(topic)}, 'properties.bootstrap.servers' = {_sql_literal(settings.kafka.bootstrap)}, "
         "'format' = 'raw', 'sink.delivery-guarantee' = 'at-least-once')"
     )
+
+
+def current_end_offsets(settings: Settings, topic: str) -> str:
+    """The topic's end offsets now, as Flink's specific-offsets option: a job started with
+    them reads exactly what is produced from this moment on."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka.bootstrap,
+                             request_timeout_ms=int(settings.kafka.request_timeout_s * 1000))
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            raise ValueError(f"topic {topic} does not exist on {settings.kafka.bootstrap}")
+        ends = consumer.end_offsets([TopicPartition(topic, p) for p in sorted(partitions)])
+    finally:
+        consumer.close()
+    return ";".join(f"partition:{tp.partition},offset:{offset}" for tp, offset in sorted(ends.items()))
 
 
 def latest_checkpoint(checkpoint_dir: Path) -> str | None:

@@ -65,12 +65,12 @@ class WebhookInbox:
         self.server.server_close()
 
 
-def demo_notify_config(path: Path, inbox_port: int) -> Path:
+def demo_notify_config(path: Path, inbox_port: int, run_tag: str) -> Path:
     path.write_text(
         "# written by `yuqing run`: every page goes to the local demo inbox\n"
         "dedup_window_s: 900\n"
         "retry: {attempts: 3, backoff_s: 0.5, timeout_s: 5}\n"
-        "kafka: {enabled: true, min_level: high, auto_offset_reset: latest, group_id: yuqing-notify-demo}\n"
+        f"kafka: {{enabled: true, min_level: high, auto_offset_reset: latest, group_id: yuqing-notify-{run_tag}}}\n"
         "channels:\n"
         "  - name: demo-inbox\n"
         "    kind: webhook\n"
@@ -268,9 +268,10 @@ def run(args) -> int:
     viewer = None
     try:
         pipeline.start("sink", "sink", "clickhouse")
-        pipeline.start("notify", "notify", "--config", str(demo_notify_config(run_dir / "notify.yaml", inbox.port)))
+        pipeline.start("notify", "notify", "--config", str(demo_notify_config(run_dir / "notify.yaml", inbox.port, run_tag)))
         pipeline.start("report-server", "report-server")
-        pipeline.start("job", "job", "run", "--watchlist", str(WATCHLIST), "--checkpoint-interval", "30", "--no-resume")
+        pipeline.start("job", "job", "run", "--watchlist", str(WATCHLIST), "--checkpoint-interval", "30", "--from-now",
+                       "--group-id", f"yuqing-run-{run_tag}")
         wait_http(f"http://{settings.metrics.host}:{settings.metrics.notify_port}/healthz", 30)
         viewer = threading.Thread(target=consume, args=(settings, state, stop, started), daemon=True)
         viewer.start()

@@ -91,28 +91,39 @@ def _produce(bootstrap: str, topic: str, posts: list[dict]) -> None:
     from kafka import KafkaProducer
 
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    sent = []
     for post in posts:
         ts = int(datetime.fromisoformat(post["published_at"]).timestamp() * 1000)
-        producer.send(topic, key=post["id"].encode(), value=json.dumps(post, ensure_ascii=False).encode(),
-                      timestamp_ms=ts)
+        sent.append(producer.send(topic, key=post["id"].encode(), value=json.dumps(post, ensure_ascii=False).encode(),
+                                  timestamp_ms=ts))
     producer.flush(timeout=30)
+    for future in sent:
+        future.get(timeout=30)  # a rejected record fails here, not as a missing window later
     producer.close()
 
 
 def _flush_watermarks(bootstrap: str, topic: str, partitions: int, after: dict) -> None:
     """An unbounded job fires a window only when every partition's watermark passes it: put
-    one post a day later, that matches no brand, into each partition."""
+    one post that matches no brand, later than every open window, into each partition.
+    (Not much later: the broker rejects timestamps more than an hour in the future.)"""
     from kafka import KafkaProducer
 
-    when = datetime.fromisoformat(after["published_at"]) + timedelta(days=1)
+    from scoring.risk import load_risk_config
+
+    window = load_risk_config(None).window
+    when = datetime.fromisoformat(after["published_at"]) + timedelta(
+        seconds=window.size_s + window.slide_s + window.out_of_orderness_s + 60)
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    sent = []
     for partition in range(partitions):
         post = dict(after, id=f"flush:{partition}", text="an unrelated remark about the weather",
                     published_at=when.isoformat())
         post.pop("synth", None)
-        producer.send(topic, value=json.dumps(post).encode(), partition=partition,
-                      timestamp_ms=int(when.timestamp() * 1000))
+        sent.append(producer.send(topic, value=json.dumps(post).encode(), partition=partition,
+                                  timestamp_ms=int(when.timestamp() * 1000)))
     producer.flush(timeout=30)
+    for future in sent:
+        future.get(timeout=30)
     producer.close()
 
 
@@ -220,7 +231,7 @@ def test_stop_with_savepoint_and_resubmit_keeps_windows_and_baselines(
         _assert_record(expected[(record["brand"], record["category"], record["window_end"])], record)
 
     _produce(bootstrap, raw, second)
-    _flush_watermarks(bootstrap, raw, 4, posts[-1])
+    _flush_watermarks(bootstrap, raw, 4, max(posts, key=lambda p: datetime.fromisoformat(p["published_at"])))
     job2 = _yuqing(*_submit_args(raw, "--from-savepoint", savepoint, "--wait-running"), env=env)
     assert job2 != job_id
     got = [json.loads(v) for v in _read_topic(bootstrap, outputs["assessments"], len(expected), 300)]

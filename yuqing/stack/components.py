@@ -380,6 +380,10 @@ def render_flink_config(s: Settings, java_opts: str) -> str:
         "execution.checkpointing.dir": (d / "checkpoints").as_uri(),
         "execution.checkpointing.savepoint-dir": (d / "savepoints").as_uri(),
         "web.submit.enable": "false",
+        # flink-python is on the cluster classpath (lib/): its embedded-Python bridge (pemja)
+        # loads a native library once per JVM, so a second job in thread mode would fail
+        # if each job's class loader brought its own copy
+        "classloader.parent-first-patterns.additional": ["pemja."],
     }
     import yaml
 
@@ -422,6 +426,12 @@ def _flink_prepare(s: Settings) -> None:
     d = flink_cluster_dir(s)
     for sub in ("conf", "log", "run", "tmp", "checkpoints", "savepoints"):
         (d / sub).mkdir(parents=True, exist_ok=True)
+    # the distribution's lib/ plus opt/flink-python (as in the job image), as links
+    lib = d / "lib"
+    shutil.rmtree(lib, ignore_errors=True)
+    lib.mkdir()
+    for jar in sorted(home.glob("lib/*.jar")) + sorted(home.glob("opt/flink-python-*.jar")):
+        (lib / jar.name).symlink_to(jar)
     # keep the distribution's JVM options (the --add-opens Java 17 needs)
     defaults = yaml.safe_load((home / "conf" / "config.yaml").read_text()) or {}
     java_opts = (((defaults.get("env") or {}).get("java") or {}).get("opts") or {}).get("all", "")
@@ -440,6 +450,7 @@ def flink_env(s: Settings) -> dict[str, str]:
     env = java_env(s)
     env["TMPDIR"] = str(d / "tmp")
     env["FLINK_CONF_DIR"] = str(d / "conf")
+    env["FLINK_LIB_DIR"] = str(d / "lib")
     env["FLINK_LOG_DIR"] = str(d / "log")
     env["FLINK_PID_DIR"] = str(d / "run")
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
