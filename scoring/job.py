@@ -44,7 +44,7 @@ class JobConfig:
     parallelism: int = 1
     arrow_batch_size: int = 2000
     bundle_time_ms: int = 200
-    idle_timeout_s: int = 5
+    idle_timeout_s: int = 30  # a partition silent this long stops holding windows back
     checkpoint_interval_s: int = 30
     python_mode: str = "thread"
     topic: str = "posts.raw"
