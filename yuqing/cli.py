@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 COMMAND_MODULES = (
@@ -49,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # A CLI process is never one of PyFlink's Python workers; a flag inherited from a parent
+    # that ran a job in-process would stop `yuqing job run` from starting its own JVM.
+    os.environ.pop("PYFLINK_GATEWAY_DISABLED", None)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

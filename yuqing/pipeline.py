@@ -38,8 +38,7 @@ class Pipeline:
     def start(self, name: str, *args: str) -> AppProcess:
         command = [sys.executable, "-m", "yuqing", *args]
         log = self.run_dir / "logs" / f"{name}.log"
-        env = dict(os.environ)
-        env.update(self.env)
+        env = child_env(self.env)
         env.setdefault("PYTHONUNBUFFERED", "1")
         process = AppProcess(name, command, spawn(command, log, env=env), log)
         self.processes.append(process)
@@ -67,6 +66,17 @@ class Pipeline:
             self.processes.clear()
         else:
             self.processes = [p for p in self.processes if p.name != name]
+
+
+# Variables PyFlink sets for its own workers and gateway: a process that inherited them from
+# a parent that ran a Flink job in-process would refuse to start its own gateway.
+PYFLINK_PRIVATE_ENV = ("PYFLINK_GATEWAY_DISABLED", "PYFLINK_GATEWAY_PORT", "_PYFLINK_CONN_INFO_PATH")
+
+
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in PYFLINK_PRIVATE_ENV}
+    env.update(extra or {})
+    return env
 
 
 def last_line(path: Path | None) -> str:
