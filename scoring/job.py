@@ -142,6 +142,11 @@ def make_score_udf(cfg: JobConfig, base64_input: bool = False):
             self.config = config
             self.b64 = b64
 
+        def is_deterministic(self):
+            # Not a claim about the result: a deterministic call may be inlined into every
+            # expression that uses its result, and the planner then runs it once per use.
+            return False
+
         def open(self, function_context):
             self.cfg = JobConfig(**self.config)
             self.scorer = load_scorer(self.cfg)
@@ -163,7 +168,7 @@ def make_score_udf(cfg: JobConfig, base64_input: bool = False):
     input_type = DataTypes.STRING() if base64_input else DataTypes.BYTES()
     return udf(ScorePosts(asdict(cfg), base64_input),
                input_types=[input_type, DataTypes.INT(), DataTypes.BIGINT()],
-               result_type=DataTypes.STRING(), func_type="pandas")
+               result_type=DataTypes.STRING(), func_type="pandas", deterministic=False)
 
 
 def _make_window_scorer(cfg: JobConfig, alerts_tag):
