@@ -40,7 +40,8 @@ class JobConfig:
     sentiment_model: str | None = None  # path, "snownlp", or None for the default model
     state_dir: str = ".yuqing"
     metrics_host: str = "127.0.0.1"
-    metrics_port: int = 0  # 0: no exporter (replay)
+    metrics_port: int = 0  # 0: no exporter (replay); the scoring UDF's metrics
+    window_metrics_port: int = 0  # the window scorer's metrics
     parallelism: int = 1
     arrow_batch_size: int = 2000
     bundle_time_ms: int = 200
@@ -69,6 +70,7 @@ class JobConfig:
             risk_config_path=str(Path(risk_config).resolve()) if risk_config else None,
             sentiment_model=sentiment_model, state_dir=str(settings.state_dir),
             metrics_host=settings.metrics.host, metrics_port=settings.metrics.job_port,
+            window_metrics_port=settings.metrics.job_window_port,
             topic=settings.kafka.raw_topic, window_size_s=risk.window.size_s,
             window_slide_s=risk.window.slide_s, out_of_orderness_s=risk.window.out_of_orderness_s,
             examples=risk.alerts.examples,
@@ -83,19 +85,28 @@ _worker_lock = threading.Lock()
 _worker_cache: dict[str, Any] = {}
 
 
-def _worker_metrics(cfg: JobConfig):
-    """One registry and one exporter per worker process (thread mode: the TaskManager)."""
-    from sinks.metrics import default_metrics, start_exporter
+def _worker_metrics(cfg: JobConfig, role: str):
+    """One registry and one exporter per operator role and worker. The scoring UDF and the
+    window scorer may run in separate Python interpreters of one process (thread mode) or in
+    separate processes, so each role serves its own metrics on its own port; a second
+    subtask of the same role on this host takes the next free port."""
+    from prometheus_client import CollectorRegistry
 
+    from sinks.metrics import Metrics, start_exporter
+
+    base = cfg.metrics_port if role == "score" else cfg.window_metrics_port
     with _worker_lock:
-        metrics = default_metrics()
-        if cfg.metrics_port and "exporter" not in _worker_cache:
-            for port in range(cfg.metrics_port, cfg.metrics_port + 8):
-                try:
-                    _worker_cache["exporter"] = start_exporter(port, cfg.metrics_host)
-                    break
-                except OSError:
-                    continue  # another worker of this host has it: take the next port
+        metrics = _worker_cache.get(("metrics", role))
+        if metrics is None:
+            metrics = _worker_cache[("metrics", role)] = Metrics(registry=CollectorRegistry())
+            if base:
+                for port in range(base, base + 8):
+                    try:
+                        _worker_cache[("exporter", role)] = start_exporter(port, cfg.metrics_host,
+                                                                           registry=metrics.registry)
+                        break
+                    except OSError:
+                        continue
         return metrics
 
 
@@ -150,7 +161,7 @@ def make_score_udf(cfg: JobConfig, base64_input: bool = False):
         def open(self, function_context):
             self.cfg = JobConfig(**self.config)
             self.scorer = load_scorer(self.cfg)
-            self.metrics = _worker_metrics(self.cfg)
+            self.metrics = _worker_metrics(self.cfg, "score")
 
         def eval(self, raw, partition, offset):
             import base64
@@ -191,7 +202,7 @@ def _make_window_scorer(cfg: JobConfig, alerts_tag):
             self.watchlist = load_watchlist(self.cfg.watchlist_path)
             self.playbooks = load_playbooks()
             self.state = runtime_context.get_state(ValueStateDescriptor("key_state", Types.STRING()))
-            self.metrics = _worker_metrics(self.cfg)
+            self.metrics = _worker_metrics(self.cfg, "window")
 
         def process_element(self, row, ctx):
             from scoring.batch import decode_example
@@ -523,7 +534,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint-interval", type=int, default=30, help="seconds (0: off)")
     parser.add_argument("--checkpoint-dir", help="checkpoint storage (default: the cluster's, or the state folder)")
     parser.add_argument("--metrics-port", type=int, default=settings.metrics.job_port,
-                        help="first port for the workers' /metrics (0: none)")
+                        help="first port for the scoring UDF workers' /metrics (0: none)")
+    parser.add_argument("--window-metrics-port", type=int, default=settings.metrics.job_window_port,
+                        help="first port for the window scorers' /metrics (0: none)")
     parser.add_argument("--from-savepoint", help="restore from this savepoint (or use `flink run -s`)")
     parser.add_argument("--idle-timeout", type=int, default=JobConfig.idle_timeout_s,
                         help="seconds without records before a partition stops holding back the watermark")
@@ -533,7 +546,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = JobConfig.build(settings, args.watchlist, args.risk_config, args.sentiment_model,
                           parallelism=args.parallelism, topic=args.topic, python_mode=args.python_mode,
                           checkpoint_interval_s=args.checkpoint_interval, metrics_port=args.metrics_port,
-                          idle_timeout_s=args.idle_timeout)
+                          window_metrics_port=args.window_metrics_port, idle_timeout_s=args.idle_timeout)
     checkpoint_dir = Path(args.checkpoint_dir).resolve() if args.checkpoint_dir else None
     run_live(settings, cfg, bounded=args.bounded, group_id=args.group_id, checkpoint_dir=checkpoint_dir,
              savepoint=args.from_savepoint)

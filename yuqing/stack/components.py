@@ -200,11 +200,12 @@ CLICKHOUSE = Component(
 # --- Prometheus -------------------------------------------------------------------------
 
 SCRAPE_JOBS = (
-    ("yuqing-job", "job_port"),
-    ("yuqing-crawler", "crawler_port"),
-    ("yuqing-sink", "sink_port"),
-    ("yuqing-notify", "notify_port"),
-    ("yuqing-report-server", "report_server_port"),
+    # the job exports from its two Python operators (they may run in separate interpreters)
+    ("yuqing-job", ("job_port", "job_window_port")),
+    ("yuqing-crawler", ("crawler_port",)),
+    ("yuqing-sink", ("sink_port",)),
+    ("yuqing-notify", ("notify_port",)),
+    ("yuqing-report-server", ("report_server_port",)),
 )
 
 
@@ -232,11 +233,12 @@ def render_prometheus_config(s: Settings, rule_files: list[Path], extra_targets:
         "    static_configs:",
         f"      - targets: ['{s.prometheus.host}:{s.prometheus.port}']",
     ]
-    for job, attr in SCRAPE_JOBS:
+    for job, attrs in SCRAPE_JOBS:
+        targets = ", ".join(f"'{s.metrics.host}:{getattr(s.metrics, attr)}'" for attr in attrs)
         lines += [
             f"  - job_name: {job}",
             "    static_configs:",
-            f"      - targets: ['{s.metrics.host}:{getattr(s.metrics, attr)}']",
+            f"      - targets: [{targets}]",
         ]
     if extra_targets:
         lines += ["  - job_name: yuqing-extra", "    static_configs:", "      - targets:"]
