@@ -105,7 +105,7 @@ def run_replay(args) -> int:
     input_path = Path(args.input)
     if not input_path.is_file():
         raise CommandError(f"input file {input_path} does not exist")
-    cfg = _job_config(settings, args, metrics_port=0, window_metrics_port=0, checkpoint_interval_s=0,
+    cfg = _job_config(settings, args, metrics_port=0, udf_metrics_port=0, checkpoint_interval_s=0,
                       parallelism=args.parallelism, python_mode=args.python_mode)
     work = settings.state_dir / "tmp" / "replay"
     work.mkdir(parents=True, exist_ok=True)

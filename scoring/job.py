@@ -40,8 +40,8 @@ class JobConfig:
     sentiment_model: str | None = None  # path, "snownlp", or None for the default model
     state_dir: str = ".yuqing"
     metrics_host: str = "127.0.0.1"
-    metrics_port: int = 0  # 0: no exporter (replay); the scoring UDF's metrics
-    window_metrics_port: int = 0  # the window scorer's metrics
+    metrics_port: int = 0  # 0: no exporter (replay); the window scorer's metrics
+    udf_metrics_port: int = 0  # the scoring UDF's metrics
     parallelism: int = 1
     arrow_batch_size: int = 2000
     bundle_time_ms: int = 200
@@ -70,7 +70,7 @@ class JobConfig:
             risk_config_path=str(Path(risk_config).resolve()) if risk_config else None,
             sentiment_model=sentiment_model, state_dir=str(settings.state_dir),
             metrics_host=settings.metrics.host, metrics_port=settings.metrics.job_port,
-            window_metrics_port=settings.metrics.job_window_port,
+            udf_metrics_port=settings.metrics.job_udf_port,
             topic=settings.kafka.raw_topic, window_size_s=risk.window.size_s,
             window_slide_s=risk.window.slide_s, out_of_orderness_s=risk.window.out_of_orderness_s,
             examples=risk.alerts.examples,
@@ -94,7 +94,7 @@ def _worker_metrics(cfg: JobConfig, role: str):
 
     from sinks.metrics import Metrics, start_exporter
 
-    base = cfg.metrics_port if role == "score" else cfg.window_metrics_port
+    base = cfg.udf_metrics_port if role == "score" else cfg.metrics_port
     with _worker_lock:
         metrics = _worker_cache.get(("metrics", role))
         if metrics is None:
@@ -534,9 +534,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint-interval", type=int, default=30, help="seconds (0: off)")
     parser.add_argument("--checkpoint-dir", help="checkpoint storage (default: the cluster's, or the state folder)")
     parser.add_argument("--metrics-port", type=int, default=settings.metrics.job_port,
-                        help="first port for the scoring UDF workers' /metrics (0: none)")
-    parser.add_argument("--window-metrics-port", type=int, default=settings.metrics.job_window_port,
                         help="first port for the window scorers' /metrics (0: none)")
+    parser.add_argument("--udf-metrics-port", type=int, default=settings.metrics.job_udf_port,
+                        help="first port for the scoring UDF workers' /metrics (0: none)")
     parser.add_argument("--from-savepoint", help="restore from this savepoint (or use `flink run -s`)")
     parser.add_argument("--idle-timeout", type=int, default=JobConfig.idle_timeout_s,
                         help="seconds without records before a partition stops holding back the watermark")
@@ -546,7 +546,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = JobConfig.build(settings, args.watchlist, args.risk_config, args.sentiment_model,
                           parallelism=args.parallelism, topic=args.topic, python_mode=args.python_mode,
                           checkpoint_interval_s=args.checkpoint_interval, metrics_port=args.metrics_port,
-                          window_metrics_port=args.window_metrics_port, idle_timeout_s=args.idle_timeout)
+                          udf_metrics_port=args.udf_metrics_port, idle_timeout_s=args.idle_timeout)
     checkpoint_dir = Path(args.checkpoint_dir).resolve() if args.checkpoint_dir else None
     run_live(settings, cfg, bounded=args.bounded, group_id=args.group_id, checkpoint_dir=checkpoint_dir,
              savepoint=args.from_savepoint)

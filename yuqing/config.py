@@ -79,8 +79,8 @@ class MetricsSettings:
     """Ports where Yuqing's own processes expose /metrics for Prometheus."""
 
     host: str = "127.0.0.1"
-    job_port: int = 19101  # the job's scoring UDF (posts processed, matched, DLQ, lag)
-    job_window_port: int = 19105  # the job's window scorer (risk gauges, assessments, alerts)
+    job_port: int = 19101  # the job's window scorer (risk gauges, assessments, alerts): up at start
+    job_udf_port: int = 19105  # the job's scoring UDF (posts processed, matched, DLQ, lag): up at first batch
     crawler_port: int = 19102
     sink_port: int = 19103
     notify_port: int = 19104

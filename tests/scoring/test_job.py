@@ -127,7 +127,7 @@ def test_live_job_on_kafka_matches_the_reference_and_fills_every_topic(stack_set
     producer.flush(timeout=30)
     producer.close()
 
-    cfg = JobConfig.build(stack_settings, WATCHLIST, topic=raw_topic, metrics_port=0, window_metrics_port=0, checkpoint_interval_s=5)
+    cfg = JobConfig.build(stack_settings, WATCHLIST, topic=raw_topic, metrics_port=0, udf_metrics_port=0, checkpoint_interval_s=5)
     run_live(stack_settings, cfg, bounded=True, group_id=f"g-{raw_topic}", topics=outputs)
 
     bootstrap = stack_settings.kafka.bootstrap

@@ -200,8 +200,10 @@ CLICKHOUSE = Component(
 # --- Prometheus -------------------------------------------------------------------------
 
 SCRAPE_JOBS = (
-    # the job exports from its two Python operators (they may run in separate interpreters)
-    ("yuqing-job", ("job_port", "job_window_port")),
+    # the job exports from its two Python operators (they may run in separate interpreters);
+    # the scoring UDF opens at its first batch, so it is a job of its own for `up` alerts
+    ("yuqing-job", ("job_port",)),
+    ("yuqing-job-udf", ("job_udf_port",)),
     ("yuqing-crawler", ("crawler_port",)),
     ("yuqing-sink", ("sink_port",)),
     ("yuqing-notify", ("notify_port",)),
