@@ -225,7 +225,7 @@ def test_taskmanager_kill_and_broker_restart(fault_stack, harness_factory, sampl
     h.produce(first)
     h.produce_bad(event_ms(first[-1]))
     _job_started(h)
-    wait_for(lambda: h.stored() > 0, 60, 1, "the first posts in ClickHouse", on_tick=h.check_alive)
+    wait_for(lambda: h.stored() > 0, 180, 1, "the first posts in ClickHouse", on_tick=h.check_alive)
     h.produce(second[: len(second) // 2])
     time.sleep(2)  # mid-stream: some of this chunk is processed, some not, after the last checkpoint
     killed = kill_tree(h.pipeline.get("job1").record.pid)
@@ -262,7 +262,7 @@ def test_clickhouse_and_webhook_down_for_60s(fault_stack, harness_factory, sampl
     h.produce(posts[:cut])
     h.produce_bad(event_ms(posts[cut - 1]))
     _job_started(h)
-    wait_for(lambda: h.stored() > 0, 60, 1, "the first posts in ClickHouse", on_tick=h.check_alive)
+    wait_for(lambda: h.stored() > 0, 180, 1, "the first posts in ClickHouse", on_tick=h.check_alive)
 
     manager.down(fault_stack, ["clickhouse"], on_progress=lambda m: None)
     h.receiver.stop()
