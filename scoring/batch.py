@@ -55,6 +55,7 @@ class BatchCounts:
     by_platform: dict[str, int]
     by_brand: dict[str, int]
     lag_s: float | None
+    rejected_reasons: tuple[str, ...] = ()
 
 
 def example_rank(post: Post, negative: bool, reach: int, engagement: int) -> str:
@@ -101,14 +102,14 @@ class PostScorer:
         n = len(raws)
         out: list[str] = [""] * n
         posts: list[tuple[int, Post]] = []
-        rejected = 0
+        reasons: list[str] = []
         for i, raw in enumerate(raws):
             if raw is None:
                 raw = b""
             try:
                 posts.append((i, parse_post_strict(raw)))
             except PostError as exc:
-                rejected += 1
+                reasons.append(str(exc))
                 data = raw if isinstance(raw, bytes) else str(raw).encode("utf-8", "surrogateescape")
                 from yuqing.post import Rejected
 
@@ -153,7 +154,8 @@ class PostScorer:
             if i not in hit_rows:
                 out[i] = "U"
         lag = None if newest_ms is None else max(0.0, now.timestamp() - newest_ms / 1000.0)
-        counts = BatchCounts(len(hits), len(posts) - len(hits), rejected, by_platform, by_brand, lag)
+        counts = BatchCounts(len(hits), len(posts) - len(hits), len(reasons), by_platform, by_brand, lag,
+                             tuple(reasons))
         return out, counts
 
 

@@ -172,8 +172,7 @@ def make_score_udf(cfg: JobConfig, base64_input: bool = False):
             if self.b64:
                 values = [base64.b64decode(v) if v is not None else b"" for v in values]
             out, counts = self.scorer.score_batch(values, list(partition), list(offset), topic=self.cfg.topic)
-            reasons = [json.loads(r.split(GS, 1)[1])["reason"] for r in out if r.startswith("E")]
-            _record_batch_metrics(self.metrics, counts, reasons)
+            _record_batch_metrics(self.metrics, counts, counts.rejected_reasons)
             return pd.Series(out)
 
     input_type = DataTypes.STRING() if base64_input else DataTypes.BYTES()

@@ -37,6 +37,7 @@ def test_each_input_gets_exactly_one_output_of_the_right_kind(watchlist):
     kinds = [decode(r)["kind"] for r in out]
     assert kinds == ["S", "U", "E", "E", "E"]
     assert (counts.scored, counts.unmatched, counts.rejected) == (1, 1, 3)
+    assert list(counts.rejected_reasons) == [decode(r)["dlq"]["reason"] for r in out[2:]]
     assert counts.by_platform == {"weibo": 2}
     dlq = [decode(r)["dlq"] for r in out[2:]]
     assert dlq[0]["reason"].startswith("invalid JSON")
