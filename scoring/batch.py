@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
 
+import orjson
+
 from scoring.features import FeatureConfig, post_features
 from scoring.matching import Matcher, MatchResult
 from scoring.watchlist import Watchlist
@@ -64,7 +66,7 @@ def example_rank(post: Post, negative: bool, reach: int, engagement: int) -> str
     weight = min(reach + engagement, 10 ** 15 - 1)
     example = {"id": post.id, "text": post.text[:EXAMPLE_TEXT_CHARS], "platform": post.platform,
                "author": post.author.name or post.author.id, "url": post.url}
-    return f"{int(negative)}{weight:015d}{US}" + json.dumps(example, ensure_ascii=False, separators=(",", ":"))
+    return f"{int(negative)}{weight:015d}{US}" + orjson.dumps(example).decode()
 
 
 def decode_example(value: str | None) -> dict[str, Any] | None:
@@ -146,8 +148,7 @@ class PostScorer:
             )
             for brand in match.brands:
                 by_brand[brand] = by_brand.get(brand, 0) + 1
-            scored = json.dumps(scored_record(post, match, sentiment, negative, ingested_at),
-                                ensure_ascii=False, separators=(",", ":"))
+            scored = orjson.dumps(scored_record(post, match, sentiment, negative, ingested_at)).decode()
             out[i] = GS.join(("S", scored, keys, example_rank(post, negative, row.reach, row.engagement)))
         hit_rows = {i for i, _, _ in hits}
         for i, _ in posts:

@@ -35,6 +35,19 @@ def _job_config(settings, args, **overrides):
         raise CommandError(str(exc)) from None
 
 
+def _flink_options(pairs: list[str] | None) -> dict[str, str]:
+    """`-D key=value` (as in Flink's own CLI) into a dict of Flink configuration options."""
+    from yuqing.cli import CommandError
+
+    options = {}
+    for pair in pairs or ():
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise CommandError(f"-D {pair!r}: expected key=value, e.g. -D python.fn-execution.bundle.size=20000")
+        options[key.strip()] = value.strip()
+    return options
+
+
 class Progress:
     """A one-line progress report on stderr (only when stderr is a terminal, or forced)."""
 
@@ -106,7 +119,7 @@ def run_replay(args) -> int:
     if not input_path.is_file():
         raise CommandError(f"input file {input_path} does not exist")
     cfg = _job_config(settings, args, metrics_port=0, udf_metrics_port=0, checkpoint_interval_s=0,
-                      parallelism=args.parallelism, python_mode=args.python_mode)
+                      parallelism=args.parallelism, python_mode=args.python_mode, python_worker=args.python_worker)
     work = settings.state_dir / "tmp" / "replay"
     work.mkdir(parents=True, exist_ok=True)
     csv_path = work / f"replay-{int(time.time() * 1000)}.csv"
@@ -152,7 +165,9 @@ def run_job(args) -> int:
 
     start = current_end_offsets(settings, settings.kafka.raw_topic) if args.from_now else None
     cfg = _job_config(settings, args, parallelism=args.parallelism, python_mode=args.python_mode,
-                      checkpoint_interval_s=args.checkpoint_interval, startup_offsets=start)
+                      python_worker=args.python_worker,
+                      checkpoint_interval_s=args.checkpoint_interval, startup_offsets=start,
+                      extra=_flink_options(args.flink_option))
 
     print(f"job: scoring {settings.kafka.raw_topic} on {settings.kafka.bootstrap} "
           f"(metrics on :{settings.metrics.job_port}); Ctrl-C stops", file=sys.stderr)
@@ -253,7 +268,12 @@ def _common(parser) -> None:
     parser.add_argument("--sentiment-model", help="model file, or 'snownlp'; default: the built-in model")
     parser.add_argument("--parallelism", type=int, default=1)
     parser.add_argument("--python-mode", choices=("thread", "process"), default="thread",
-                        help="PyFlink Python execution mode (thread is faster)")
+                        help="PyFlink execution mode of the per-key window scorer (thread is faster)")
+    parser.add_argument("--python-worker", choices=("loopback", "process"), default="loopback",
+                        help="where the batched scoring UDF runs in the local mini-cluster: inside this "
+                             "process (default: one interpreter whatever the parallelism), or one Python "
+                             "worker process per slot (--parallelism N uses N cores; a worker that dies "
+                             "stalls the job instead of restarting it)")
 
 
 def register(subparsers) -> None:
@@ -281,6 +301,8 @@ def register(subparsers) -> None:
                      help="start with empty state instead of the newest retained checkpoint")
     run.add_argument("--from-now", action="store_true",
                      help="read only posts produced after start (demos); implies --no-resume")
+    run.add_argument("-D", dest="flink_option", action="append", metavar="KEY=VALUE",
+                     help="a Flink configuration option for this job (repeatable); overrides the job's own")
     run.set_defaults(func=run_job)
 
     submit = job_sub.add_parser(

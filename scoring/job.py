@@ -44,10 +44,18 @@ class JobConfig:
     udf_metrics_port: int = 0  # the scoring UDF's metrics
     parallelism: int = 1
     arrow_batch_size: int = 2000
+    # posts in flight to the Python worker: several Arrow batches, so that the JVM keeps
+    # reading and sending while Python scores (a bundle of one batch made them take turns)
+    bundle_size: int = 20000
     bundle_time_ms: int = 200
     idle_timeout_s: int = 30  # a partition silent this long stops holding windows back
     checkpoint_interval_s: int = 30
-    python_mode: str = "thread"
+    python_mode: str = "thread"  # the window scorer's; PyFlink runs pandas UDFs in process mode only
+    # local mini-cluster only: "loopback" runs the UDF inside the client process (one
+    # interpreter whatever the parallelism); "process" starts a Python worker per slot (own
+    # interpreter and GIL: --parallelism 2 uses both cores), but PyFlink 2.2.1 does not fail
+    # the task when such a worker dies - the job stalls (docs/bench.md, "Python workers")
+    python_worker: str = "loopback"
     topic: str = "posts.raw"
     window_size_s: int = 600
     window_slide_s: int = 60
@@ -396,7 +404,7 @@ def create_environments(settings: Settings, cfg: JobConfig, checkpoint_dir: Path
 
     extra = {
         "python.fn-execution.arrow.batch.size": str(cfg.arrow_batch_size),
-        "python.fn-execution.bundle.size": str(cfg.arrow_batch_size),
+        "python.fn-execution.bundle.size": str(max(cfg.bundle_size, cfg.arrow_batch_size)),
         "python.fn-execution.bundle.time": str(cfg.bundle_time_ms),
         "table.exec.source.idle-timeout": f"{cfg.idle_timeout_s} s",
         "table.local-time-zone": "UTC",
@@ -410,6 +418,17 @@ def create_environments(settings: Settings, cfg: JobConfig, checkpoint_dir: Path
     }
     if savepoint:
         extra["execution.state-recovery.path"] = savepoint
+    if cfg.python_worker not in ("process", "loopback"):
+        raise ValueError(f"python_worker: expected process or loopback, got {cfg.python_worker!r}")
+    from scoring.flink_env import in_cluster_client
+
+    # read by PyFlink when the job starts (not a configuration option); children of this
+    # process never inherit it (yuqing.pipeline.child_env). A cluster always runs workers
+    # as processes, and refuses loopback.
+    if in_cluster_client():
+        os.environ.pop("_python_worker_execution_mode", None)
+    else:
+        os.environ["_python_worker_execution_mode"] = cfg.python_worker
     extra.update(cfg.extra)
     env = stream_env(settings, cfg.parallelism, python_mode=cfg.python_mode,
                      checkpoint_interval_ms=cfg.checkpoint_interval_s * 1000 if cfg.checkpoint_interval_s else None,
@@ -425,11 +444,21 @@ def build_scoring(env, t_env, cfg: JobConfig, base64_input: bool):
     from pyflink.common import Types
     from pyflink.datastream import OutputTag
 
+    from pyflink.table import Schema
+
     t_env.create_temporary_function("yq_score", make_score_udf(cfg, base64_input))
+    # Every consumer below (dead letters, scored posts, windows) must read ONE scoring
+    # operator. Planned as views, the statement set and the windows' to_data_stream were
+    # optimised apart and each got its own Kafka source and its own UDF: every post was read
+    # and scored twice. A DataStream in between is one physical node that all of them share;
+    # the source's timestamps and watermarks pass through it (SOURCE_WATERMARK).
+    scored = t_env.sql_query("SELECT ts, yq_score(`raw`, kpartition, koffset) AS r FROM posts_raw")
+    scored_stream = t_env.to_data_stream(scored)
+    t_env.create_temporary_view("scored", t_env.from_data_stream(
+        scored_stream, Schema.new_builder().column_by_metadata("rowtime", "TIMESTAMP_LTZ(3)")
+        .watermark("rowtime", "SOURCE_WATERMARK()").build()))
     t_env.execute_sql(
-        "CREATE TEMPORARY VIEW scored AS SELECT ts, yq_score(`raw`, kpartition, koffset) AS r FROM posts_raw")
-    t_env.execute_sql(
-        "CREATE TEMPORARY VIEW scored_parts AS SELECT ts, "
+        "CREATE TEMPORARY VIEW scored_parts AS SELECT rowtime AS ts, "
         f"SPLIT_INDEX(r, {_sql_literal(GS)}, 0) AS kind, SPLIT_INDEX(r, {_sql_literal(GS)}, 1) AS payload, "
         f"SPLIT_INDEX(r, {_sql_literal(GS)}, 2) AS keys, SPLIT_INDEX(r, {_sql_literal(GS)}, 3) AS example "
         "FROM scored")

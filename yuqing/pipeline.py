@@ -70,7 +70,8 @@ class Pipeline:
 
 # Variables PyFlink sets for its own workers and gateway: a process that inherited them from
 # a parent that ran a Flink job in-process would refuse to start its own gateway.
-PYFLINK_PRIVATE_ENV = ("PYFLINK_GATEWAY_DISABLED", "PYFLINK_GATEWAY_PORT", "_PYFLINK_CONN_INFO_PATH")
+PYFLINK_PRIVATE_ENV = ("PYFLINK_GATEWAY_DISABLED", "PYFLINK_GATEWAY_PORT", "_PYFLINK_CONN_INFO_PATH",
+                       "_python_worker_execution_mode")
 
 
 def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+import orjson
+
 AUTHOR_KINDS = ("media", "kol", "official", "user")
 METRIC_NAMES = ("reposts", "comments", "likes", "views")
 REQUIRED_FIELDS = ("id", "platform", "text", "published_at")
@@ -241,6 +243,34 @@ def post_from_dict(obj: Any) -> Post:
 def parse_post_strict(raw: bytes | str) -> Post:
     if isinstance(raw, str):
         raw = raw.encode("utf-8", errors="surrogateescape")
+    try:
+        # the fast path: orjson accepts only valid UTF-8 and Unicode (no lone surrogates)
+        # and standard JSON; anything it refuses takes the json-module path below, which
+        # names the problem exactly as it always has (or accepts what that module accepts)
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return _parse_post_slow(raw)
+    try:
+        post = post_from_dict(obj)
+    except PostError:
+        # orjson reads an integer beyond 64 bits as a float: the slow path gives the reason
+        return _parse_post_slow(raw)
+    if post.extra and _has_float(post.extra):
+        return _parse_post_slow(raw)  # keep a huge integer in an unknown field an integer
+    return post
+
+
+def _has_float(value: Any) -> bool:
+    if isinstance(value, float):
+        return True
+    if isinstance(value, dict):
+        return any(_has_float(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_float(v) for v in value)
+    return False
+
+
+def _parse_post_slow(raw: bytes) -> Post:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

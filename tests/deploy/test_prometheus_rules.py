@@ -28,7 +28,7 @@ def promtool(*args, cwd=None):
 def test_promtool_check_rules():
     result = promtool("check", "rules", str(RULES))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 10 rules found" in result.stdout
+    assert "SUCCESS: 11 rules found" in result.stdout
 
 
 def test_promtool_rule_unit_tests_pass():

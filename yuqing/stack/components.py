@@ -199,11 +199,15 @@ CLICKHOUSE = Component(
 
 # --- Prometheus -------------------------------------------------------------------------
 
+# Python workers of one role on one host take consecutive ports (scoring.job._worker_metrics);
+# the local stack scrapes this many, enough for `--parallelism` up to the machine's 2 cores.
+LOCAL_WORKERS_SCRAPED = 2
+
 SCRAPE_JOBS = (
     # the job exports from its two Python operators (they may run in separate interpreters);
     # the scoring UDF opens at its first batch, so it is a job of its own for `up` alerts
     ("yuqing-job", ("job_port",)),
-    ("yuqing-job-udf", ("job_udf_port",)),
+    ("yuqing-job-udf", ("job_udf_port",) * LOCAL_WORKERS_SCRAPED),
     ("yuqing-crawler", ("crawler_port",)),
     ("yuqing-sink", ("sink_port",)),
     ("yuqing-notify", ("notify_port",)),
@@ -236,7 +240,8 @@ def render_prometheus_config(s: Settings, rule_files: list[Path], extra_targets:
         f"      - targets: ['{s.prometheus.host}:{s.prometheus.port}']",
     ]
     for job, attrs in SCRAPE_JOBS:
-        targets = ", ".join(f"'{s.metrics.host}:{getattr(s.metrics, attr)}'" for attr in attrs)
+        ports = [getattr(s.metrics, attr) + attrs[:i].count(attr) for i, attr in enumerate(attrs)]
+        targets = ", ".join(f"'{s.metrics.host}:{port}'" for port in ports)
         lines += [
             f"  - job_name: {job}",
             "    static_configs:",
