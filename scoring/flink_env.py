@@ -33,6 +33,21 @@ def _prune_dead_runs(parent: Path) -> None:
             shutil.rmtree(child, ignore_errors=True)
 
 
+def local_jvm_args(settings: Settings, current: str, tmp: Path) -> str:
+    """JVM_ARGS for the local mini-cluster's JVM: temp dir and heap cap, unless the user's
+    JVM_ARGS already set them."""
+    opts = current.strip()
+    if "java.io.tmpdir" not in opts:
+        opts = f"{opts} -Djava.io.tmpdir={tmp}".strip()
+    if "-Xmx" not in opts:
+        if settings.flink.local_heap_mb < 256:
+            from yuqing.config import ConfigError
+
+            raise ConfigError(f"flink.local_heap_mb: at least 256 (MiB), got {settings.flink.local_heap_mb}")
+        opts = f"{opts} -Xmx{settings.flink.local_heap_mb}m"
+    return opts
+
+
 def prepare_process_env(settings: Settings) -> Path:
     """Point temp files at the state folder before the JVM starts; returns that folder.
     Each process gets its own, removed at exit (a local run leaves ~24 MB otherwise)."""
@@ -44,9 +59,7 @@ def prepare_process_env(settings: Settings) -> Path:
         tmp.mkdir()
         atexit.register(shutil.rmtree, tmp, True)
     os.environ["TMPDIR"] = str(tmp)
-    opts = os.environ.get("JVM_ARGS", "")
-    if "java.io.tmpdir" not in opts:
-        os.environ["JVM_ARGS"] = f"{opts} -Djava.io.tmpdir={tmp}".strip()
+    os.environ["JVM_ARGS"] = local_jvm_args(settings, os.environ.get("JVM_ARGS", ""), tmp)
     import site
     import tempfile
 

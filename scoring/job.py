@@ -10,7 +10,8 @@ a keyed process function that keeps each key's baseline and alert state in Flink
 and calls `engine.score_window`, the same function the plain-Python engine uses.
 
     Kafka posts.raw (raw bytes, record timestamp = published_at, watermarks per partition)
-      -> yq_score (pandas UDF, batched) -> E: posts.dlq | S: posts.scored + keys
+      -> yq_score (pandas UDF, batched) -> one DataStream that every consumer below shares
+      -> E: posts.dlq | S: posts.scored + keys
       -> UNNEST keys -> HOP windows (size, slide) GROUP BY brand, category
       -> to_data_stream -> key_by(brand, category) -> WindowScorer (ValueState)
       -> risk.assessments (+ side output: alerts)

@@ -96,6 +96,10 @@ class FlinkSettings:
     rpc_port: int = 16123
     jobmanager_memory_mb: int = 768
     taskmanager_memory_mb: int = 1024
+    # heap of the JVM that `yuqing job run` starts (the local mini-cluster): without a cap the
+    # JVM takes a quarter of the machine's RAM and grows towards it under load (1.9 GiB peak
+    # on a 100k-post burst, 1.2 GiB with this cap, same speed)
+    local_heap_mb: int = 1024
     request_timeout_s: float = 10.0
 
     @property
