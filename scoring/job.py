@@ -444,7 +444,6 @@ def build_scoring(env, t_env, cfg: JobConfig, base64_input: bool):
     """Common part: UDF, views, windows, keyed scorer. Returns (views dict, assessments, alerts)."""
     from pyflink.common import Types
     from pyflink.datastream import OutputTag
-
     from pyflink.table import Schema
 
     t_env.create_temporary_function("yq_score", make_score_udf(cfg, base64_input))

@@ -200,14 +200,16 @@ CLICKHOUSE = Component(
 # --- Prometheus -------------------------------------------------------------------------
 
 # Python workers of one role on one host take consecutive ports (scoring.job._worker_metrics);
-# the local stack scrapes this many, enough for `--parallelism` up to the machine's 2 cores.
+# the local stack scrapes this many of the scoring UDF's, enough for `--parallelism` up to
+# the machine's 2 cores.
 LOCAL_WORKERS_SCRAPED = 2
+CONSECUTIVE_PORTS = {"job_udf_port": LOCAL_WORKERS_SCRAPED}
 
 SCRAPE_JOBS = (
     # the job exports from its two Python operators (they may run in separate interpreters);
     # the scoring UDF opens at its first batch, so it is a job of its own for `up` alerts
     ("yuqing-job", ("job_port",)),
-    ("yuqing-job-udf", ("job_udf_port",) * LOCAL_WORKERS_SCRAPED),
+    ("yuqing-job-udf", ("job_udf_port",)),
     ("yuqing-crawler", ("crawler_port",)),
     ("yuqing-sink", ("sink_port",)),
     ("yuqing-notify", ("notify_port",)),
@@ -240,7 +242,7 @@ def render_prometheus_config(s: Settings, rule_files: list[Path], extra_targets:
         f"      - targets: ['{s.prometheus.host}:{s.prometheus.port}']",
     ]
     for job, attrs in SCRAPE_JOBS:
-        ports = [getattr(s.metrics, attr) + attrs[:i].count(attr) for i, attr in enumerate(attrs)]
+        ports = [getattr(s.metrics, attr) + i for attr in attrs for i in range(CONSECUTIVE_PORTS.get(attr, 1))]
         targets = ", ".join(f"'{s.metrics.host}:{port}'" for port in ports)
         lines += [
             f"  - job_name: {job}",
