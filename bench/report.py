@@ -78,6 +78,8 @@ def render(results: dict[str, Any]) -> str:
     for key, label, unit in DETAIL:
         if results.get(key) is not None:
             detail.append([label, fmt(results[key], unit)])
+    for name, us in sorted((results.get("cpu_us_per_post") or {}).items(), key=lambda kv: -kv[1]):
+        detail.append([f"CPU per post, {name}", fmt(us, "µs")])
     for name, mib in sorted((results.get("peak_rss_mib") or {}).items()):
         detail.append([f"peak RSS {name}", fmt(mib, "MiB")])
     if detail:
@@ -97,6 +99,8 @@ DETAIL = (
     ("plain_loop_posts_per_s", "plain-Python scoring loop, same posts", "posts/s"),
     ("plain_loop_cpu_posts_per_s", "plain loop by CPU time (one core)", "posts/s"),
     ("ratio_to_plain_loop", "pipeline / plain loop", "x"),
+    ("cpu_us_per_post_total", "CPU per post, whole machine (first output -> all stored)", "µs"),
+    ("cpu_cores_busy", "cores busy meanwhile (of 2)", ""),
     ("sink_rows_per_s", "ClickHouse sink rows/s (all tables)", "rows/s"),
     ("sink_drain_s", "sink backlog after the job's last assessment", "s"),
     ("scored_posts", "scored posts stored", ""),

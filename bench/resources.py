@@ -10,6 +10,7 @@ samples keep the last peak read.
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -117,3 +118,52 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float, interval_s: floa
             return True
         time.sleep(interval_s)
     return predicate()
+
+
+def read_cpu_s(pid: int, proc: Path = PROC) -> float | None:
+    """User + system CPU seconds of one process so far (None if it is gone)."""
+    try:
+        stat = (proc / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    # fields[0] is the state (field 3 of stat); utime and stime are fields 14 and 15
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+class CpuMeter:
+    """CPU seconds used by named process trees between two marks.
+
+    Call `sample()` often (a process that exits between two samples loses only what it
+    used since the last one); `mark(name)` remembers every component's total at that
+    moment, and `between(a, b)` gives each component's CPU seconds from mark a to mark b.
+    """
+
+    def __init__(self, roots: Callable[[], dict[str, int]], proc: Path = PROC):
+        self.roots = roots
+        self.proc = proc
+        self.seen: dict[str, dict[int, float]] = {}  # component -> pid -> CPU seconds last read
+        self.marks: dict[str, dict[str, float]] = {}
+
+    def sample(self) -> None:
+        children = parent_map(self.proc)
+        for name, root in self.roots().items():
+            pids = self.seen.setdefault(name, {})
+            for pid in tree(root, children):
+                cpu = read_cpu_s(pid, self.proc)
+                if cpu is not None:
+                    pids[pid] = max(pids.get(pid, 0.0), cpu)
+
+    def totals(self) -> dict[str, float]:
+        return {name: sum(pids.values()) for name, pids in self.seen.items()}
+
+    def mark(self, label: str) -> None:
+        self.sample()
+        self.marks[label] = self.totals()
+
+    def between(self, first: str, last: str) -> dict[str, float]:
+        a, b = self.marks[first], self.marks[last]
+        return {name: round(b[name] - a.get(name, 0.0), 2) for name in b}

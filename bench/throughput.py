@@ -13,6 +13,7 @@ Steps (docs/bench.md has the exact definitions):
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -121,6 +122,18 @@ def run_pipeline(wb: Workbench, topics: dict[str, str], database: str, n: int, t
     pipeline = wb.pipeline("throughput", wb.env(topics, database))
     watch = OffsetWatch(settings, [topics["scored"], topics["assessments"], topics["dlq"], topics["alerts"]])
     sink_url = f"http://{settings.metrics.host}:{settings.metrics.sink_port}/metrics"
+    from bench.resources import CpuMeter
+
+    def roots() -> dict[str, int]:
+        named = dict(wb.stack_pids())
+        for process in pipeline.processes:
+            if process.record is not None and process.alive():
+                named[process.name] = process.record.pid
+        return named
+
+    cpu = CpuMeter(roots)
+    cpu.mark("spawn")
+    bench_cpu_first = bench_cpu_complete = time.process_time()
     t_spawn = time.monotonic()
     pipeline.start("job", "job", "run", "--watchlist", str(WATCHLIST), "--bounded", "--no-resume",
                    "--parallelism", "1", "--python-mode", "thread", "--group-id", f"bench-{wb.tag}",
@@ -144,6 +157,9 @@ def run_pipeline(wb: Workbench, topics: dict[str, str], database: str, n: int, t
             scored, assessed = ends[topics["scored"]], ends[topics["assessments"]]
             if t_first is None and (scored or ends[topics["dlq"]]):
                 t_first = now
+                cpu.mark("first")
+                bench_cpu_first = time.process_time()
+            cpu.sample()
             if scored != last_scored:
                 last_scored, t_last_scored = scored, now
             if assessed != last_assess:
@@ -164,6 +180,8 @@ def run_pipeline(wb: Workbench, topics: dict[str, str], database: str, n: int, t
             if (t_job_exit is not None and inserted["posts"] >= scored and inserted["risk_assessments"] >= assessed
                     and inserted["alerts"] >= ends[topics["alerts"]]):
                 t_complete = now
+                cpu.mark("complete")
+                bench_cpu_complete = time.process_time()
                 break
             if now - last_report >= 10:
                 last_report = now
@@ -177,7 +195,14 @@ def run_pipeline(wb: Workbench, topics: dict[str, str], database: str, n: int, t
     job_s = max(t_last_assess - t_first, 1e-9)
     e2e_s = max(t_complete - t_first, 1e-9)
     rows = sum(inserted.values())
+    # where the CPU went while the posts flowed (first scored record -> all in ClickHouse)
+    cpu_s = cpu.between("first", "complete")
+    cpu_s["bench"] = round(bench_cpu_complete - bench_cpu_first, 2)  # this process alone (it polls)
     return {
+        "cpu_s": cpu_s,
+        "cpu_us_per_post": {name: round(1e6 * seconds / n, 1) for name, seconds in cpu_s.items()},
+        "cpu_us_per_post_total": round(1e6 * sum(cpu_s.values()) / n, 1),
+        "cpu_cores_busy": round(sum(cpu_s.values()) / e2e_s, 2),
         "job_startup_s": round(t_first - t_spawn, 2),
         "job_s": round(job_s, 2),
         "job_posts_per_s": round(n / job_s, 1),

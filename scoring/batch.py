@@ -1,50 +1,56 @@
 """Per-post work done in batches: parse, validate, match, sentiment, features.
 
 This is what the PyFlink job's vectorised (pandas) UDF calls once per Arrow batch, so
-the Python cost is paid per batch, not per record. Its output is one compact string per
-input record that Flink SQL can take apart on the JVM with SPLIT_INDEX / SPLIT:
+the Python cost is paid per batch, not per record. Its output is one row per input record
+with the typed columns of `OUTPUT_COLUMNS` (the UDF's ROW result): Flink SQL reads them
+as they are, with nothing to parse on the JVM.
 
-    kind GS part1 GS part2 GS part3
-
-* kind "S" (scored: valid and matched at least one brand):
-  part1 = the `posts.scored` JSON, part2 = keys separated by RS, each key being the
-  `KEY_FIELDS` joined by US, part3 = the example-candidate string (see `example_rank`).
-* kind "U" (valid, matched nothing): no parts. Counted, not stored.
-* kind "E" (rejected): part1 = the dead-letter JSON (docs/internal-formats.md).
-
-GS/RS/US are ASCII 0x1D/0x1E/0x1F: JSON escapes them, and they are removed from the few
-free-text key fields, so they never occur inside a part.
+* kind "S" (scored: valid and matched at least one brand): `payload` = the `posts.scored`
+  JSON, `keys` = the ids of its (brand, category) keys (`key_pairs`), the post's
+  `PostFeatures` in the feature columns, and `example` = its example-candidate string
+  (`example_rank`) when it is the best candidate of one of its keys in its slide within
+  this batch, else NULL: the window's MAX(example) only needs each batch's best, and the
+  other candidates would be carried through the windows for nothing.
+* kind "U" (valid, matched nothing): every other column NULL. Counted, not stored.
+* kind "E" (rejected): `payload` = the dead-letter JSON (docs/internal-formats.md).
 """
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
 
 import orjson
 
-from scoring.features import FeatureConfig, post_features
+from scoring.features import FeatureConfig, PostFeatures, post_features
 from scoring.matching import Matcher, MatchResult
-from scoring.watchlist import Watchlist
+from scoring.watchlist import GENERAL, Watchlist
 from yuqing.post import Post, PostError, parse_post_strict
 
-GS, RS, US = "\x1d", "\x1e", "\x1f"
-_STRIP = str.maketrans("", "", GS + RS + US)
+US = "\x1f"  # separates an example's rank from its JSON (JSON escapes it)
 
-# The order of fields in one key record; the SQL in scoring/job.py reads them by index.
-KEY_FIELDS = (
-    "brand", "category", "platform", "author", "event_ms", "negative", "neg_intensity",
-    "media", "kol", "official", "user", "big_account", "engagement", "followers", "reach",
-    "legal", "trending",
+# The per-post columns, in PostFeatures order, with their Flink SQL types (every integer
+# BIGINT, so that window sums never overflow).
+FEATURE_COLUMNS: tuple[tuple[str, str], ...] = tuple(
+    (f.name, "STRING" if f.type == "str" else "BIGINT") for f in fields(PostFeatures))
+# The UDF's ROW result, in order.
+OUTPUT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("kind", "STRING"), ("payload", "STRING"), ("keys", "ARRAY<BIGINT>"),
+    *FEATURE_COLUMNS,
+    ("example", "STRING"),
 )
-# Flink SQL type of each key field (for CAST after SPLIT_INDEX)
-KEY_FIELD_TYPES = {
-    "brand": "STRING", "category": "STRING", "platform": "STRING", "author": "STRING",
-    "event_ms": "BIGINT", "neg_intensity": "DOUBLE", "engagement": "BIGINT", "followers": "BIGINT",
-    "reach": "BIGINT",
-}
 EXAMPLE_TEXT_CHARS = 200
+
+
+def key_pairs(watchlist: Watchlist) -> tuple[tuple[str, str], ...]:
+    """Every (brand, category) key a post can have; a key's id is its index here. The job
+    groups windows by id (an integer is cheaper to carry and hash than two strings) and
+    names the key again from the same list."""
+    categories = [c.name for c in watchlist.categories]
+    if GENERAL not in categories:
+        categories.append(GENERAL)
+    return tuple((b.name, c) for b in watchlist.brands for c in categories)
 
 
 @dataclass(frozen=True)
@@ -89,20 +95,43 @@ def scored_record(post: Post, match: MatchResult, sentiment: float, negative: bo
     }
 
 
+@dataclass
+class BatchOutput:
+    """The columns of one batch's result (OUTPUT_COLUMNS order), one list per column."""
+
+    columns: dict[str, list]
+
+    def __len__(self) -> int:
+        return len(self.columns["kind"])
+
+    def row(self, i: int) -> dict[str, Any]:
+        return {name: values[i] for name, values in self.columns.items()}
+
+
 class PostScorer:
     """Loaded once per worker (in the UDF's open()); `score_batch` is the hot path."""
 
     def __init__(self, watchlist: Watchlist, sentiment: Callable[[Sequence[str]], Sequence[float]],
-                 features: FeatureConfig | None = None, matcher: Matcher | None = None):
+                 features: FeatureConfig | None = None, matcher: Matcher | None = None,
+                 slide_ms: int = 60_000):
         self.matcher = matcher or Matcher(watchlist)
         self.sentiment = sentiment
         self.features = features or FeatureConfig()
+        self.slide_ms = slide_ms
+        self.key_ids = {pair: i for i, pair in enumerate(key_pairs(watchlist))}
 
     def score_batch(self, raws: Sequence[bytes | str], partitions: Sequence[int | None] | None = None,
                     offsets: Sequence[int | None] | None = None, topic: str | None = None,
-                    stage: str = "job") -> tuple[list[str], BatchCounts]:
+                    stage: str = "job", timestamps_ms: Sequence[int] | None = None,
+                    ) -> tuple[BatchOutput, BatchCounts]:
+        """`timestamps_ms` are the records' event times as Flink windows them (the Kafka
+        timestamp); without them the posts' own `published_at`."""
         n = len(raws)
-        out: list[str] = [""] * n
+        kinds: list[str] = ["U"] * n
+        payloads: list[str | None] = [None] * n
+        keys: list[list[int] | None] = [None] * n
+        features: list[list] = [[None] * n for _ in FEATURE_COLUMNS]
+        examples: list[str | None] = [None] * n
         posts: list[tuple[int, Post]] = []
         reasons: list[str] = []
         for i, raw in enumerate(raws):
@@ -119,7 +148,8 @@ class PostScorer:
                     stage, topic=topic,
                     partition=None if partitions is None else _int_or_none(partitions[i]),
                     offset=None if offsets is None else _int_or_none(offsets[i]))
-                out[i] = "E" + GS + json.dumps(dlq, ensure_ascii=False, separators=(",", ":"))
+                kinds[i] = "E"
+                payloads[i] = json.dumps(dlq, ensure_ascii=False, separators=(",", ":"))
         matches = self.matcher.match_many([p.text for _, p in posts], [p.title for _, p in posts])
         hits = [(i, p, m) for (i, p), m in zip(posts, matches) if m]
         scores = self.sentiment([p.text for _, p, _ in hits]) if hits else []
@@ -129,6 +159,8 @@ class PostScorer:
         by_platform: dict[str, int] = {}
         by_brand: dict[str, int] = {}
         newest_ms = None
+        best: dict[tuple[int, int], tuple[str, int]] = {}  # (key id, slide) -> best candidate, row
+        candidates: dict[int, str] = {}
         for _, post in posts:
             by_platform[post.platform] = by_platform.get(post.platform, 0) + 1
         for (i, post, match), sentiment in zip(hits, scores):
@@ -137,27 +169,28 @@ class PostScorer:
             ts = post.published_ms
             newest_ms = ts if newest_ms is None or ts > newest_ms else newest_ms
             row = post_features(post, negative, sentiment, match, self.features, ts)
-            common = US.join((
-                row.platform.translate(_STRIP), row.author.translate(_STRIP), str(row.event_ms),
-                str(row.negative), repr(row.neg_intensity), str(row.media), str(row.kol), str(row.official),
-                str(row.user), str(row.big_account), str(row.engagement), str(row.followers), str(row.reach),
-                str(row.legal), str(row.trending),
-            ))
-            keys = RS.join(
-                f"{b.translate(_STRIP)}{US}{c.translate(_STRIP)}{US}{common}" for b, c in dict.fromkeys(match.pairs)
-            )
+            for column, value in zip(features, (getattr(row, name) for name, _ in FEATURE_COLUMNS)):
+                column[i] = value
+            ids = [self.key_ids[pair] for pair in dict.fromkeys(match.pairs)]
+            kinds[i], keys[i] = "S", ids
             for brand in match.brands:
                 by_brand[brand] = by_brand.get(brand, 0) + 1
-            scored = orjson.dumps(scored_record(post, match, sentiment, negative, ingested_at)).decode()
-            out[i] = GS.join(("S", scored, keys, example_rank(post, negative, row.reach, row.engagement)))
-        hit_rows = {i for i, _, _ in hits}
-        for i, _ in posts:
-            if i not in hit_rows:
-                out[i] = "U"
+            payloads[i] = orjson.dumps(scored_record(post, match, sentiment, negative, ingested_at)).decode()
+            candidate = candidates[i] = example_rank(post, negative, row.reach, row.engagement)
+            slide = (ts if timestamps_ms is None else int(timestamps_ms[i])) // self.slide_ms
+            for key_id in ids:
+                held = best.get((key_id, slide))
+                if held is None or candidate > held[0]:
+                    best[(key_id, slide)] = (candidate, i)
+        for _, i in best.values():
+            examples[i] = candidates[i]
         lag = None if newest_ms is None else max(0.0, now.timestamp() - newest_ms / 1000.0)
         counts = BatchCounts(len(hits), len(posts) - len(hits), len(reasons), by_platform, by_brand, lag,
                              tuple(reasons))
-        return out, counts
+        columns = {"kind": kinds, "payload": payloads, "keys": keys}
+        columns.update({name: values for (name, _), values in zip(FEATURE_COLUMNS, features)})
+        columns["example"] = examples
+        return BatchOutput(columns), counts
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -167,16 +200,15 @@ def _int_or_none(value: Any) -> int | None:
         return None
 
 
-def decode(record: str) -> dict[str, Any]:
-    """Take one output string apart (tests and tools; the job does this in SQL)."""
-    parts = record.split(GS)
-    kind = parts[0]
+def decode(output: BatchOutput, i: int, pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """One output row as plain data (tests and tools; the job reads the columns in SQL)."""
+    row = output.row(i)
+    kind = row["kind"]
     if kind == "E":
-        return {"kind": "E", "dlq": json.loads(parts[1])}
+        return {"kind": "E", "dlq": json.loads(row["payload"])}
     if kind == "U":
         return {"kind": "U"}
-    keys = []
-    for key in parts[2].split(RS):
-        values = key.split(US)
-        keys.append(dict(zip(KEY_FIELDS, values)))
-    return {"kind": "S", "scored": json.loads(parts[1]), "keys": keys, "example": decode_example(parts[3])}
+    feature = {name: row[name] for name, _ in FEATURE_COLUMNS}
+    keys = [dict(zip(("brand", "category"), pairs[k]), **feature) for k in row["keys"]]
+    return {"kind": "S", "scored": json.loads(row["payload"]), "keys": keys,
+            "example": decode_example(row["example"])}

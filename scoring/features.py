@@ -116,10 +116,12 @@ WINDOW_AGGREGATES: dict[str, str] = {
 }
 
 
-# Aggregates that depend on the window itself: `{window_end_ms}` (an SQL expression for the
-# window's end in epoch ms) and `{slide_ms}` are filled in by the job.
-WINDOW_END_AGGREGATES: dict[str, str] = {
-    "last_slide_posts": "SUM(CASE WHEN event_ms >= {window_end_ms} - {slide_ms} THEN 1 ELSE 0 END)",
+# Aggregates over the window's newest slide only. The job computes them in a tumbling
+# window of one slide and joins them to the sliding window that ends with it: an aggregate
+# of the sliding window that named the window's end would stop Flink from aggregating per
+# slide, and every post would then be aggregated once per window it is in (ten times).
+SLIDE_AGGREGATES: dict[str, str] = {
+    "last_slide_posts": "COUNT(*)",
 }
 
 

@@ -27,8 +27,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from scoring.batch import GS, KEY_FIELDS, KEY_FIELD_TYPES, RS, US
-from scoring.features import WINDOW_AGGREGATES, WINDOW_END_AGGREGATES
+from scoring.batch import FEATURE_COLUMNS, OUTPUT_COLUMNS, US, key_pairs
+from scoring.features import SLIDE_AGGREGATES, WINDOW_AGGREGATES
 from yuqing.config import Settings
 
 
@@ -136,7 +136,8 @@ def load_scorer(cfg: JobConfig):
             from scoring.watchlist import load_watchlist
 
             risk = load_risk_config(cfg.risk_config_path)
-            scorer = PostScorer(load_watchlist(cfg.watchlist_path), _load_sentiment(cfg), risk.features)
+            scorer = PostScorer(load_watchlist(cfg.watchlist_path), _load_sentiment(cfg), risk.features,
+                                slide_ms=cfg.window_slide_s * 1000)
             _worker_cache[("scorer", cfg.watchlist_path, cfg.sentiment_model)] = scorer
         return scorer
 
@@ -152,8 +153,16 @@ def _record_batch_metrics(metrics, counts, rejected_reasons: list[str]) -> None:
         metrics.pipeline_lag.labels("job").set(counts.lag_s)
 
 
+def _sql_type(text: str):
+    from pyflink.table import DataTypes
+
+    if text.startswith("ARRAY<"):
+        return DataTypes.ARRAY(_sql_type(text[6:-1]))
+    return {"STRING": DataTypes.STRING(), "BIGINT": DataTypes.BIGINT()}[text]
+
+
 def make_score_udf(cfg: JobConfig, base64_input: bool = False):
-    """The vectorised UDF: (raw, partition, offset) -> encoded result per post."""
+    """The vectorised UDF: (raw, partition, offset, ts) -> ROW(OUTPUT_COLUMNS) per post."""
     from pyflink.table import DataTypes
     from pyflink.table.udf import ScalarFunction, udf
 
@@ -172,7 +181,7 @@ def make_score_udf(cfg: JobConfig, base64_input: bool = False):
             self.scorer = load_scorer(self.cfg)
             self.metrics = _worker_metrics(self.cfg, "score")
 
-        def eval(self, raw, partition, offset):
+        def eval(self, raw, partition, offset, ts):
             import base64
 
             import pandas as pd
@@ -180,14 +189,19 @@ def make_score_udf(cfg: JobConfig, base64_input: bool = False):
             values = list(raw)
             if self.b64:
                 values = [base64.b64decode(v) if v is not None else b"" for v in values]
-            out, counts = self.scorer.score_batch(values, list(partition), list(offset), topic=self.cfg.topic)
+            # event time as Flink windows it (the record timestamp), as epoch ms
+            epoch = pd.Timestamp(0, tz="UTC") if ts.dt.tz is not None else pd.Timestamp(0)
+            stamps = ((ts - epoch) // pd.Timedelta(milliseconds=1)).tolist()
+            out, counts = self.scorer.score_batch(values, list(partition), list(offset), topic=self.cfg.topic,
+                                                  timestamps_ms=stamps)
             _record_batch_metrics(self.metrics, counts, counts.rejected_reasons)
-            return pd.Series(out)
+            return pd.DataFrame({name: pd.Series(column, dtype=object) for name, column in out.columns.items()})
 
     input_type = DataTypes.STRING() if base64_input else DataTypes.BYTES()
+    result_type = DataTypes.ROW([DataTypes.FIELD(name, _sql_type(sql)) for name, sql in OUTPUT_COLUMNS])
     return udf(ScorePosts(asdict(cfg), base64_input),
-               input_types=[input_type, DataTypes.INT(), DataTypes.BIGINT()],
-               result_type=DataTypes.STRING(), func_type="pandas", deterministic=False)
+               input_types=[input_type, DataTypes.INT(), DataTypes.BIGINT(), DataTypes.TIMESTAMP_LTZ(3)],
+               result_type=result_type, func_type="pandas", deterministic=False)
 
 
 def _make_window_scorer(cfg: JobConfig, alerts_tag):
@@ -213,19 +227,37 @@ def _make_window_scorer(cfg: JobConfig, alerts_tag):
             self.metrics = _worker_metrics(self.cfg, "window")
 
         def process_element(self, row, ctx):
+            """Windows may arrive out of order (a window whose newest slide had no posts
+            leaves the join only when the watermark passes its end, after later windows
+            that matched at once), so each waits in state until the watermark passes its
+            end, and the timer then scores what is due in window order."""
+            values = row.as_dict()
+            stored = json.loads(self.state.value() or "{}")
+            stored.setdefault("pending", []).append(values)
+            self.state.update(json.dumps(stored, ensure_ascii=False))
+            ctx.timer_service().register_event_time_timer(int(values["window_end_ms"]))
+
+        def on_timer(self, timestamp, ctx):
+            """Score the windows due by `timestamp` in order; then, for an elevated key
+            with no window by `timestamp`, the empty ones, so that a key whose posts
+            stopped can fall back (and stop paging)."""
             from scoring.batch import decode_example
             from scoring.features import WindowStats
 
-            values = row.as_dict()
-            example = decode_example(values.pop("example", None))
-            stats = WindowStats.from_row(values)
-            # the watermark may have jumped over slides with no window for this key
-            yield from self._silence(stats.window_end_ms, ctx)
-            yield from self._score(stats, example, ctx)
-
-        def on_timer(self, timestamp, ctx):
-            """No window arrived for this elevated key by `timestamp`: score the empty ones,
-            so that a key whose posts stopped can fall back (and stop paging)."""
+            stored = json.loads(self.state.value() or "{}")
+            pending = stored.get("pending") or []
+            due = sorted((v for v in pending if int(v["window_end_ms"]) <= timestamp),
+                         key=lambda v: int(v["window_end_ms"]))
+            if due:
+                stored["pending"] = [v for v in pending if int(v["window_end_ms"]) > timestamp]
+                self.state.update(json.dumps(stored, ensure_ascii=False))
+            for values in due:
+                values = dict(values)
+                example = decode_example(values.pop("example", None))
+                stats = WindowStats.from_row(values)
+                # the watermark may have jumped over slides with no window for this key
+                yield from self._silence(stats.window_end_ms, ctx)
+                yield from self._score(stats, example, ctx)
             yield from self._silence(timestamp + 1, ctx)
 
         def _silence(self, before_end_ms, ctx):
@@ -255,8 +287,8 @@ def _make_window_scorer(cfg: JobConfig, alerts_tag):
                 stats, KeyState.from_dict(stored.get("key")), self.watchlist, self.risk, self.playbooks,
                 [e["example"] for e in examples],
                 computed_at=datetime.now(timezone.utc).isoformat())
-            self.state.update(json.dumps({"key": new_state.to_dict(), "examples": examples,
-                                          "last_end": stats.window_end_ms}, ensure_ascii=False))
+            stored.update({"key": new_state.to_dict(), "examples": examples, "last_end": stats.window_end_ms})
+            self.state.update(json.dumps(stored, ensure_ascii=False))
             if new_state.alert.level != "low":
                 ctx.timer_service().register_event_time_timer(stats.window_end_ms + self.cfg.window_slide_s * 1000)
             record = assessment.to_dict()
@@ -297,33 +329,51 @@ def _interval(seconds: int) -> str:
 
 
 def key_rows_sql(source_view: str) -> str:
-    """Split the UDF output on the JVM: one row per (post, brand, category)."""
-    columns = []
-    for index, name in enumerate(KEY_FIELDS):
-        expr = f"SPLIT_INDEX(k, {_sql_literal(US)}, {index})"
-        sql_type = KEY_FIELD_TYPES.get(name, "INT")
-        columns.append(f"{expr} AS `{name}`" if sql_type == "STRING" else f"CAST({expr} AS {sql_type}) AS `{name}`")
-    return (
-        f"SELECT ts, {', '.join(columns)}, example FROM {source_view} "
-        f"CROSS JOIN UNNEST(SPLIT(keys, {_sql_literal(RS)})) AS T(k) WHERE kind = 'S'"
-    )
+    """One row per (post, key id) of the scored posts."""
+    features = ", ".join(f"`{name}`" for name, _ in FEATURE_COLUMNS)
+    return (f"SELECT ts, k AS key_id, {features}, example FROM {source_view} "
+            "CROSS JOIN UNNEST(keys) AS T(k) WHERE kind = 'S'")
 
 
-def window_sql(cfg: JobConfig) -> str:
+def key_name_sql(pairs, part: int) -> str:
+    """The brand (part 0) or category (part 1) of a key id, as SQL."""
+    cases = " ".join(f"WHEN {i} THEN {_sql_literal(pair[part])}" for i, pair in enumerate(pairs))
+    return f"CASE w.key_id {cases} END"
+
+
+def _epoch_ms(column: str) -> str:
+    return f"UNIX_TIMESTAMP(DATE_FORMAT({column}, 'yyyy-MM-dd HH:mm:ss')) * 1000"
+
+
+def window_sql(cfg: JobConfig, pairs, rows: str = "key_rows") -> str:
+    """Sliding windows per key, each joined to the aggregates of its newest slide.
+
+    Both window aggregates name no window bounds inside an aggregate, so Flink aggregates
+    each post once into its slide (slicing) instead of once per window it belongs to. The
+    newest slide's figures come from a tumbling window of one slide that ends with the
+    sliding window: a left interval join on the same end (a slide without posts has no
+    row: 0), so a late post counts where the sliding window would count it.
+    """
     aggregates = ", ".join(f"{expr} AS `{name}`" for name, expr in WINDOW_AGGREGATES.items())
-    window_end_ms = "UNIX_TIMESTAMP(DATE_FORMAT(window_end, 'yyyy-MM-dd HH:mm:ss')) * 1000"
-    end_aggregates = ", ".join(
-        f"{expr.format(window_end_ms=window_end_ms, slide_ms=cfg.window_slide_s * 1000)} AS `{name}`"
-        for name, expr in WINDOW_END_AGGREGATES.items())
+    slide_aggregates = ", ".join(f"{expr} AS `{name}`" for name, expr in SLIDE_AGGREGATES.items())
+    slide_columns = ", ".join(f"COALESCE(s.`{name}`, 0) AS `{name}`" for name in SLIDE_AGGREGATES)
+    keys = "key_id, window_start, window_end, window_time"
+    hop = (f"SELECT {keys}, {aggregates}, MAX(example) AS example "
+           f"FROM TABLE(HOP(TABLE {rows}, DESCRIPTOR(ts), {_interval(cfg.window_slide_s)}, "
+           f"{_interval(cfg.window_size_s)})) GROUP BY {keys}")
+    newest_slide = (f"SELECT {keys}, {slide_aggregates} "
+                    f"FROM TABLE(TUMBLE(TABLE {rows}, DESCRIPTOR(ts), {_interval(cfg.window_slide_s)})) "
+                    f"GROUP BY {keys}")
     return (
         # epoch ms on the JVM: Java time objects do not cross into embedded Python cleanly
-        "SELECT brand, category, "
-        "UNIX_TIMESTAMP(DATE_FORMAT(window_start, 'yyyy-MM-dd HH:mm:ss')) * 1000 AS window_start_ms, "
-        "UNIX_TIMESTAMP(DATE_FORMAT(window_end, 'yyyy-MM-dd HH:mm:ss')) * 1000 AS window_end_ms, "
-        f"{aggregates}, {end_aggregates}, MAX(example) AS example "
-        f"FROM TABLE(HOP(TABLE key_rows, DESCRIPTOR(ts), {_interval(cfg.window_slide_s)}, "
-        f"{_interval(cfg.window_size_s)})) "
-        f"GROUP BY brand, category, window_start, window_end"
+        f"SELECT {key_name_sql(pairs, 0)} AS brand, {key_name_sql(pairs, 1)} AS category, "
+        f"{_epoch_ms('w.window_start')} AS window_start_ms, "
+        f"{_epoch_ms('w.window_end')} AS window_end_ms, "
+        + ", ".join(f"w.`{name}`" for name in WINDOW_AGGREGATES)
+        + f", {slide_columns}, w.example "
+        f"FROM ({hop}) w LEFT JOIN ({newest_slide}) s "
+        "ON w.key_id = s.key_id AND w.window_end = s.window_end "
+        "AND s.window_time BETWEEN w.window_time AND w.window_time"
     )
 
 
@@ -410,6 +460,10 @@ def create_environments(settings: Settings, cfg: JobConfig, checkpoint_dir: Path
         "table.exec.source.idle-timeout": f"{cfg.idle_timeout_s} s",
         "table.local-time-zone": "UTC",
         "pipeline.name": "yuqing-scoring",
+        # chained operators hand records on without a defensive copy each (the copies of
+        # the ~1 KB scored strings were a fifth of the JVM's time); SQL operators and the
+        # Python operators never keep a record they were handed
+        "pipeline.object-reuse": "true",
         "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
         "execution.checkpointing.num-retained": "3",
         # a failed task (e.g. a crashed Python worker) restarts from the last checkpoint
@@ -452,18 +506,17 @@ def build_scoring(env, t_env, cfg: JobConfig, base64_input: bool):
     # optimised apart and each got its own Kafka source and its own UDF: every post was read
     # and scored twice. A DataStream in between is one physical node that all of them share;
     # the source's timestamps and watermarks pass through it (SOURCE_WATERMARK).
-    scored = t_env.sql_query("SELECT ts, yq_score(`raw`, kpartition, koffset) AS r FROM posts_raw")
+    scored = t_env.sql_query("SELECT ts, yq_score(`raw`, kpartition, koffset, ts) AS r FROM posts_raw")
     scored_stream = t_env.to_data_stream(scored)
     t_env.create_temporary_view("scored", t_env.from_data_stream(
         scored_stream, Schema.new_builder().column_by_metadata("rowtime", "TIMESTAMP_LTZ(3)")
         .watermark("rowtime", "SOURCE_WATERMARK()").build()))
-    t_env.execute_sql(
-        "CREATE TEMPORARY VIEW scored_parts AS SELECT rowtime AS ts, "
-        f"SPLIT_INDEX(r, {_sql_literal(GS)}, 0) AS kind, SPLIT_INDEX(r, {_sql_literal(GS)}, 1) AS payload, "
-        f"SPLIT_INDEX(r, {_sql_literal(GS)}, 2) AS keys, SPLIT_INDEX(r, {_sql_literal(GS)}, 3) AS example "
-        "FROM scored")
+    columns = ", ".join(f"r.`{name}` AS `{name}`" for name, _ in OUTPUT_COLUMNS)
+    t_env.execute_sql(f"CREATE TEMPORARY VIEW scored_parts AS SELECT rowtime AS ts, {columns} FROM scored")
     t_env.execute_sql(f"CREATE TEMPORARY VIEW key_rows AS {key_rows_sql('scored_parts')}")
-    windows = t_env.sql_query(window_sql(cfg))
+    from scoring.watchlist import load_watchlist
+
+    windows = t_env.sql_query(window_sql(cfg, key_pairs(load_watchlist(cfg.watchlist_path))))
     alerts_tag = OutputTag("alerts", Types.STRING())
     assessments = (
         t_env.to_data_stream(windows)

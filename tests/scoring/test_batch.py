@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from scoring.batch import GS, KEY_FIELDS, RS, US, PostScorer, decode
-from scoring.features import post_features
+from scoring.batch import FEATURE_COLUMNS, OUTPUT_COLUMNS, PostScorer, decode, example_rank, key_pairs
+from scoring.features import PostFeatures, post_features
 from scoring.matching import Matcher
+from yuqing.post import post_from_dict
 
 
 def _scorer(watchlist):
@@ -34,12 +35,19 @@ def test_each_input_gets_exactly_one_output_of_the_right_kind(watchlist):
         json.dumps({"id": "x", "platform": "weibo", "text": 5, "published_at": "2026-11-25T10:00:00Z"}).encode(),
     ]
     out, counts = _scorer(watchlist).score_batch(raws, [0, 1, 0, 1, 0], [10, 11, 12, 13, 14], topic="posts.raw")
-    kinds = [decode(r)["kind"] for r in out]
+    pairs = key_pairs(watchlist)
+    assert list(out.columns) == [name for name, _ in OUTPUT_COLUMNS]
+    assert all(len(values) == len(raws) for values in out.columns.values())
+    kinds = [decode(out, i, pairs)["kind"] for i in range(len(out))]
     assert kinds == ["S", "U", "E", "E", "E"]
+    # only a scored post carries keys, features and an example; the others are NULL there
+    for i in range(1, 5):
+        assert {name for name, value in out.row(i).items() if value is not None} <= {"kind", "payload"}
+    assert out.row(1)["payload"] is None
     assert (counts.scored, counts.unmatched, counts.rejected) == (1, 1, 3)
-    assert list(counts.rejected_reasons) == [decode(r)["dlq"]["reason"] for r in out[2:]]
+    assert list(counts.rejected_reasons) == [decode(out, i, pairs)["dlq"]["reason"] for i in range(2, 5)]
     assert counts.by_platform == {"weibo": 2}
-    dlq = [decode(r)["dlq"] for r in out[2:]]
+    dlq = [decode(out, i, pairs)["dlq"] for i in range(2, 5)]
     assert dlq[0]["reason"].startswith("invalid JSON")
     assert dlq[1]["reason"] == "invalid UTF-8 at byte 0"
     assert dlq[2]["reason"] == "text: expected a string, got int"
@@ -49,40 +57,77 @@ def test_each_input_gets_exactly_one_output_of_the_right_kind(watchlist):
 
 def test_scored_record_keys_and_example_match_the_features(watchlist):
     out, _ = _scorer(watchlist).score_batch([json.dumps(POST, ensure_ascii=False).encode()])
-    result = decode(out[0])
+    result = decode(out, 0, key_pairs(watchlist))
     scored = result["scored"]
     assert scored["brands"] == ["快送"] and "privacy" in scored["categories"]
     assert scored["negative"] is True and scored["sentiment"] == pytest.approx(0.1)
-    assert {(k["brand"], k["category"]) for k in result["keys"]} == {(m["brand"], m["category"]) for m in scored["matches"]}
-    # the key fields are exactly post_features' values, in KEY_FIELDS order
-    from yuqing.post import post_from_dict
-
+    assert [(k["brand"], k["category"]) for k in result["keys"]] == [(m["brand"], m["category"]) for m in scored["matches"]]
+    # the feature columns are exactly post_features' values, with their declared types
     post = post_from_dict(POST)
-    match = Matcher(watchlist).match(post.text)
-    expected = post_features(post, True, 0.1, match).to_dict()
-    key = result["keys"][0]
-    assert list(key) == list(KEY_FIELDS)
-    for name, value in expected.items():
-        assert str(key[name]) == (repr(value) if isinstance(value, float) else str(value)), name
+    expected = post_features(post, True, 0.1, Matcher(watchlist).match(post.text)).to_dict()
+    assert [name for name, _ in FEATURE_COLUMNS] == list(expected)
+    for key in result["keys"]:
+        for name, sql_type in FEATURE_COLUMNS:
+            assert key[name] == expected[name], name
+            assert isinstance(key[name], str if sql_type == "STRING" else int), name
     assert result["example"]["id"] == "weibo:1" and result["example"]["url"] == POST["url"]
 
 
-def test_separators_never_leak_into_parts(watchlist):
-    nasty = dict(POST, text=f"快送 崩了{GS}{RS}{US} [怒]",
-                 author={"id": f"a{US}b", "name": f"n{GS}", "kind": "user"})
-    out, _ = _scorer(watchlist).score_batch([json.dumps(nasty, ensure_ascii=False).encode()])
-    parts = out[0].split(GS)
-    assert len(parts) == 4
-    for key in parts[2].split(RS):
-        assert len(key.split(US)) == len(KEY_FIELDS)
-    assert json.loads(parts[1])["text"] == nasty["text"]
+def test_key_ids_name_every_brand_and_category_once(watchlist):
+    pairs = key_pairs(watchlist)
+    assert len(set(pairs)) == len(pairs)
+    assert {b for b, _ in pairs} == {b.name for b in watchlist.brands}
+    assert {c for _, c in pairs} == {c.name for c in watchlist.categories} | {"general"}
+    # ids are positions: stable for one watchlist, so the job and its SQL agree
+    assert key_pairs(watchlist) == pairs
+
+
+def test_feature_columns_follow_post_features():
+    from dataclasses import fields
+
+    assert [name for name, _ in FEATURE_COLUMNS] == [f.name for f in fields(PostFeatures)]
+    assert dict(FEATURE_COLUMNS)["platform"] == "STRING" and dict(FEATURE_COLUMNS)["engagement"] == "BIGINT"
 
 
 def test_example_rank_orders_negative_then_reach(watchlist):
-    calm = dict(POST, id="a", text="快送数据泄露?好像没事 很开心")
-    loud = dict(POST, id="b")
-    quiet = dict(POST, id="c", author={"followers": 10, "kind": "user"}, metrics={"views": 1})
-    out, _ = _scorer(watchlist).score_batch([json.dumps(p, ensure_ascii=False).encode() for p in (calm, loud, quiet)])
-    ranks = {decode(r)["scored"]["id"]: r.split(GS)[3] for r in out}
+    calm = post_from_dict(dict(POST, id="a", text="快送数据泄露?好像没事 很开心"))
+    loud = post_from_dict(dict(POST, id="b"))
+    quiet = post_from_dict(dict(POST, id="c", author={"followers": 10, "kind": "user"}, metrics={"views": 1}))
+    ranks = {"a": example_rank(calm, False, 5_000_000, 115), "b": example_rank(loud, True, 5_000_000, 115),
+             "c": example_rank(quiet, True, 10, 0)}
     assert max(ranks.values()) == ranks["b"]
     assert ranks["c"] > ranks["a"]  # negative beats any reach
+
+
+def _at(post: dict, minute: int, second: int = 0, **changes) -> bytes:
+    return json.dumps(dict(post, published_at=f"2026-11-25T10:{minute:02d}:{second:02d}+08:00", **changes),
+                      ensure_ascii=False).encode()
+
+
+def test_only_the_best_example_of_each_key_and_slide_is_carried(watchlist):
+    """The window takes MAX(example) per key, so a batch needs to hand on only its best
+    candidate per key and slide; every other scored row carries NULL."""
+    quiet = {"id": "u", "followers": 10, "kind": "user"}
+    raws = [
+        _at(POST, 0, 5, id="a", author=quiet),   # slide 10:00, 快送 privacy: loses to b
+        _at(POST, 0, 50, id="b"),                 # slide 10:00: the best (media, big reach)
+        _at(POST, 1, 10, id="c", author=quiet),  # slide 10:01: alone in its slide, so the best
+        _at(POST, 0, 30, id="d", text="优品手机 崩了 [怒]", author=quiet),  # another key: its own best
+    ]
+    out, _ = _scorer(watchlist).score_batch(raws)
+    carried = {json.loads(out.row(i)["payload"])["id"]: out.row(i)["example"] is not None for i in range(len(out))}
+    assert carried == {"a": False, "b": True, "c": True, "d": True}
+    # what is carried is the post's full candidate string, so MAX() over the carried
+    # candidates of a slide equals MAX() over all of them
+    candidates = [out.row(i)["example"] for i in (0, 1) if out.row(i)["example"]]
+    assert candidates == [max(candidates)] and "\"id\":\"b\"" in candidates[0]
+
+
+def test_slides_follow_the_record_timestamps_when_given(watchlist):
+    quiet = {"id": "u", "followers": 10, "kind": "user"}
+    raws = [_at(POST, 0, 5, id="a", author=quiet), _at(POST, 0, 50, id="b")]
+    # Flink windows by the Kafka timestamp: two different slides, so both are carried
+    out, _ = _scorer(watchlist).score_batch(raws, timestamps_ms=[0, 60_000])
+    assert [out.row(i)["example"] is not None for i in range(2)] == [True, True]
+    out, _ = _scorer(watchlist).score_batch(raws, timestamps_ms=[1_000, 2_000])
+    assert [out.row(i)["example"] is not None for i in range(2)] == [False, True]
