@@ -101,6 +101,7 @@ DETAIL = (
     ("ratio_to_plain_loop", "pipeline / plain loop", "x"),
     ("cpu_us_per_post_total", "CPU per post, whole machine (first output -> all stored)", "µs"),
     ("cpu_cores_busy", "cores busy meanwhile (of 2)", ""),
+    ("cpu_per_post_in_plain_loops", "CPU per post / plain loop's CPU per post", "x"),
     ("sink_rows_per_s", "ClickHouse sink rows/s (all tables)", "rows/s"),
     ("sink_drain_s", "sink backlog after the job's last assessment", "s"),
     ("scored_posts", "scored posts stored", ""),

@@ -146,6 +146,7 @@ class CpuMeter:
         self.roots = roots
         self.proc = proc
         self.seen: dict[str, dict[int, float]] = {}  # component -> pid -> CPU seconds last read
+        self.names: dict[int, str] = {}  # pid -> command name (python, java, ...)
         self.marks: dict[str, dict[str, float]] = {}
 
     def sample(self) -> None:
@@ -156,9 +157,22 @@ class CpuMeter:
                 cpu = read_cpu_s(pid, self.proc)
                 if cpu is not None:
                     pids[pid] = max(pids.get(pid, 0.0), cpu)
+                    if pid not in self.names:
+                        try:
+                            self.names[pid] = (self.proc / str(pid) / "comm").read_text().strip()
+                        except OSError:
+                            self.names[pid] = "?"
 
     def totals(self) -> dict[str, float]:
-        return {name: sum(pids.values()) for name, pids in self.seen.items()}
+        """Per component, and per component/command (e.g. job/java, job/python)."""
+        out: dict[str, float] = {}
+        for name, pids in self.seen.items():
+            out[name] = sum(pids.values())
+            if len(pids) > 1:
+                for pid, cpu in pids.items():
+                    part = f"{name}/{self.names.get(pid, '?')}"
+                    out[part] = out.get(part, 0.0) + cpu
+        return out
 
     def mark(self, label: str) -> None:
         self.sample()

@@ -36,7 +36,7 @@ FEATURE_COLUMNS: tuple[tuple[str, str], ...] = tuple(
     (f.name, "STRING" if f.type == "str" else "BIGINT") for f in fields(PostFeatures))
 # The UDF's ROW result, in order.
 OUTPUT_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("kind", "STRING"), ("payload", "STRING"), ("keys", "ARRAY<BIGINT>"),
+    ("kind", "STRING"), ("payload", "BYTES"), ("keys", "ARRAY<BIGINT>"),
     *FEATURE_COLUMNS,
     ("example", "STRING"),
 )
@@ -128,7 +128,9 @@ class PostScorer:
         timestamp); without them the posts' own `published_at`."""
         n = len(raws)
         kinds: list[str] = ["U"] * n
-        payloads: list[str | None] = [None] * n
+        # bytes: the JVM hands them to Kafka as they are (a STRING would be decoded from
+        # UTF-8 and encoded again on the way through the job)
+        payloads: list[bytes | None] = [None] * n
         keys: list[list[int] | None] = [None] * n
         features: list[list] = [[None] * n for _ in FEATURE_COLUMNS]
         examples: list[str | None] = [None] * n
@@ -149,7 +151,7 @@ class PostScorer:
                     partition=None if partitions is None else _int_or_none(partitions[i]),
                     offset=None if offsets is None else _int_or_none(offsets[i]))
                 kinds[i] = "E"
-                payloads[i] = json.dumps(dlq, ensure_ascii=False, separators=(",", ":"))
+                payloads[i] = json.dumps(dlq, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "replace")
         matches = self.matcher.match_many([p.text for _, p in posts], [p.title for _, p in posts])
         hits = [(i, p, m) for (i, p), m in zip(posts, matches) if m]
         scores = self.sentiment([p.text for _, p, _ in hits]) if hits else []
@@ -175,7 +177,7 @@ class PostScorer:
             kinds[i], keys[i] = "S", ids
             for brand in match.brands:
                 by_brand[brand] = by_brand.get(brand, 0) + 1
-            payloads[i] = orjson.dumps(scored_record(post, match, sentiment, negative, ingested_at)).decode()
+            payloads[i] = orjson.dumps(scored_record(post, match, sentiment, negative, ingested_at))
             candidate = candidates[i] = example_rank(post, negative, row.reach, row.engagement)
             slide = (ts if timestamps_ms is None else int(timestamps_ms[i])) // self.slide_ms
             for key_id in ids:

@@ -2,18 +2,20 @@
 
 Why Table API + a vectorised (pandas) UDF: one Python call per record caps PyFlink near
 3.7k posts/s per core (FACTS.md). Here Python runs once per Arrow batch
-(`scoring.batch.PostScorer`), and everything per record after that stays on the JVM:
-splitting the batch output (SPLIT_INDEX/UNNEST), routing dead letters and scored posts to
-Kafka, and the sliding event-time window aggregates (`features.WINDOW_AGGREGATES`). Only
-the aggregated rows - one per key and window, a few per minute - come back to Python, into
-a keyed process function that keeps each key's baseline and alert state in Flink state
-and calls `engine.score_window`, the same function the plain-Python engine uses.
+(`scoring.batch.PostScorer`) and returns typed columns (a ROW per post), and everything per
+record after that stays on the JVM with nothing to parse: routing dead letters and scored
+posts to Kafka, and the sliding event-time window aggregates (`features.WINDOW_AGGREGATES`),
+computed per slide. Only the aggregated rows - one per key and window, a few per minute -
+come back to Python, into a keyed process function that keeps each key's baseline and alert
+state in Flink state and calls `engine.score_window`, the same function the plain-Python
+engine uses.
 
     Kafka posts.raw (raw bytes, record timestamp = published_at, watermarks per partition)
       -> yq_score (pandas UDF, batched) -> one DataStream that every consumer below shares
-      -> E: posts.dlq | S: posts.scored + keys
-      -> UNNEST keys -> HOP windows (size, slide) GROUP BY brand, category
-      -> to_data_stream -> key_by(brand, category) -> WindowScorer (ValueState)
+      -> kind E: posts.dlq | kind S: posts.scored, and UNNEST(key ids)
+      -> HOP windows (size, slide) per key id, LEFT interval join of the TUMBLE(slide)
+         aggregates of each window's newest slide
+      -> to_data_stream -> key_by(brand, category) -> WindowScorer (ValueState, timers)
       -> risk.assessments (+ side output: alerts)
 """
 from __future__ import annotations
@@ -158,7 +160,7 @@ def _sql_type(text: str):
 
     if text.startswith("ARRAY<"):
         return DataTypes.ARRAY(_sql_type(text[6:-1]))
-    return {"STRING": DataTypes.STRING(), "BIGINT": DataTypes.BIGINT()}[text]
+    return {"STRING": DataTypes.STRING(), "BYTES": DataTypes.BYTES(), "BIGINT": DataTypes.BIGINT()}[text]
 
 
 def make_score_udf(cfg: JobConfig, base64_input: bool = False):
@@ -414,9 +416,12 @@ def file_source_ddl(csv_path: Path, cfg: JobConfig) -> str:
 
 def kafka_sink_ddl(name: str, topic: str, settings: Settings) -> str:
     return (
-        f"CREATE TEMPORARY TABLE {name} (v STRING) WITH ('connector' = 'kafka', "
+        f"CREATE TEMPORARY TABLE {name} (v BYTES) WITH ('connector' = 'kafka', "
         f"'topic' = {_sql_literal(topic)}, 'properties.bootstrap.servers' = {_sql_literal(settings.kafka.bootstrap)}, "
-        "'format' = 'raw', 'sink.delivery-guarantee' = 'at-least-once')"
+        "'format' = 'raw', 'sink.delivery-guarantee' = 'at-least-once', "
+        # scored posts are the bulk of what the job writes: fewer, larger produce requests
+        # cost the job's sender thread and the broker far less CPU (alerts take another sink)
+        "'properties.linger.ms' = '50', 'properties.batch.size' = '524288')"
     )
 
 
@@ -585,7 +590,7 @@ def run_replay_file(settings: Settings, cfg: JobConfig, csv_path: Path):
     tagged = (
         assessments.map(lambda v: "A" + v, output_type=Types.STRING()).name("tag-a").uid("tag-a")
         .union(alerts.map(lambda v: "X" + v, output_type=Types.STRING()).name("tag-x").uid("tag-x"),
-               rejects.map(lambda r: "E" + r[0], output_type=Types.STRING()).name("tag-e").uid("tag-e"))
+               rejects.map(lambda r: "E" + r[0].decode("utf-8"), output_type=Types.STRING()).name("tag-e").uid("tag-e"))
     )
     with tagged.execute_and_collect("yuqing-replay") as results:
         for item in results:

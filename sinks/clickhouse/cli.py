@@ -136,7 +136,7 @@ def cmd_sink_clickhouse(args) -> int:
 
     from yuqing.cli import CommandError
 
-    from .sink import ClickHouseSink, SinkOptions
+    from .sink import GROUP_ID, ClickHouseSink, SinkOptions
 
     settings = _settings(args)
     if args.batch_size < 1:
@@ -155,7 +155,7 @@ def cmd_sink_clickhouse(args) -> int:
             raise CommandError(f"metrics port {settings.metrics.sink_port}: {exc.strerror}") from None
         _say(f"metrics on http://{settings.metrics.host}:{settings.metrics.sink_port}/metrics")
     options = SinkOptions(batch_size=args.batch_size, batch_interval_s=args.batch_interval,
-                          idle_exit_s=args.idle_exit)
+                          idle_exit_s=args.idle_exit, group_id=args.group_id or GROUP_ID)
     sink = ClickHouseSink(settings, options, stop_event=stop)
     _say(f"consuming {', '.join(sink.routes)} from {settings.kafka.bootstrap} "
          f"into ClickHouse {settings.clickhouse.host}:{settings.clickhouse.port}/{settings.clickhouse.database}")
@@ -206,6 +206,8 @@ def register(subparsers, sink_subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=1000, help="records per insert batch (default 1000)")
     p.add_argument("--batch-interval", type=float, default=1.0, metavar="SECONDS",
                    help="flush a partial batch after this long (default 1.0)")
+    p.add_argument("--group-id", help="Kafka consumer group (default yuqing-sink-clickhouse); a new group "
+                                      "reads every topic from its start, e.g. to fill another database")
     p.add_argument("--idle-exit", type=float, default=None, metavar="SECONDS",
                    help="exit after this long without records (default: run until SIGTERM)")
     p.add_argument("--no-metrics", action="store_true", help="do not serve /metrics")
