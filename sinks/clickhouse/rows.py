@@ -179,8 +179,113 @@ def _pairs(obj: dict, brands: list[str], categories: list[str]) -> tuple[list[st
     return [b for b, _ in pairs], [c for _, c in pairs]
 
 
+_POST_TEXT_FIELDS = ("author_id", "author_name", "text", "title", "url", "lang", "repost_of", "source")
+_POST_COUNT_FIELDS = ("followers", "reposts", "comments", "likes", "views")
+_UINT64_END = 2**64
+
+
+class _NotPlain(Exception):
+    """The record needs the field-by-field path (an error to name, or a rare case)."""
+
+
+_last_ingested: tuple[str, datetime] = ("", datetime.min)
+
+
+def _plain_time(value: Any) -> datetime:
+    if type(value) is not str:
+        raise _NotPlain
+    if value.endswith(("Z", "z")):
+        value = value[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise _NotPlain from None
+    if parsed.tzinfo is None or not _MIN_TS <= parsed.timestamp() <= _MAX_TS:
+        raise _NotPlain
+    return parsed
+
+
+def _post_row_plain(obj: dict) -> tuple:
+    """The same row as `_post_row_checked` for a record that is exactly what the job writes,
+    at a fraction of the cost (one pass, no per-field calls); anything else raises _NotPlain."""
+    global _last_ingested
+    get = obj.get
+    pid, platform = get("id"), get("platform")
+    if type(pid) is not str or type(platform) is not str or not pid.strip() or not platform.strip():
+        raise _NotPlain
+    if type(get("text")) is not str:  # required
+        raise _NotPlain
+    brands, categories, matches = get("brands") or [], get("categories") or [], get("matches")
+    if type(brands) is not list or type(categories) is not list or type(matches) is not list:
+        raise _NotPlain
+    for value in brands:
+        if type(value) is not str:
+            raise _NotPlain
+    for value in categories:
+        if type(value) is not str:
+            raise _NotPlain
+    pairs = []
+    for m in matches:
+        if type(m) is not dict:
+            raise _NotPlain
+        brand, category = m.get("brand"), m.get("category") or "general"
+        if type(brand) is not str or type(category) is not str:
+            raise _NotPlain
+        pairs.append((brand, category))
+    if len(pairs) > 1:
+        pairs = list(dict.fromkeys(pairs))
+    texts = []
+    for name in _POST_TEXT_FIELDS:
+        value = get(name)
+        if value is None:
+            value = ""
+        elif type(value) is not str:
+            raise _NotPlain
+        texts.append(value)
+    counts = []
+    for name in _POST_COUNT_FIELDS:
+        value = get(name)
+        if value is None:
+            value = 0
+        elif type(value) is not int or not 0 <= value < _UINT64_END:
+            raise _NotPlain
+        counts.append(value)
+    kind = get("author_kind")
+    if kind is None:
+        kind = "user"
+    elif kind not in AUTHOR_KINDS:
+        raise _NotPlain
+    verified, negative, sentiment = get("verified", False), get("negative"), get("sentiment")
+    if verified is not None and type(verified) is not bool or type(negative) is not bool:
+        raise _NotPlain
+    if type(sentiment) is not float and type(sentiment) is not int or not 0.0 <= sentiment <= 1.0:
+        raise _NotPlain
+    published = _plain_time(get("published_at"))
+    ingested = get("ingested_at")
+    if ingested is None:
+        raise _NotPlain
+    if ingested != _last_ingested[0]:  # one value per job batch: parse it once
+        _last_ingested = (ingested, _plain_time(ingested))
+    author_id, author_name, text, title, url, lang, repost_of, source = texts
+    followers, reposts, comments, likes, views = counts
+    return (
+        pid, platform.strip().lower(), brands, categories, [b for b, _ in pairs], [c for _, c in pairs],
+        author_id, author_name, kind, followers, 1 if verified else 0, text, title, url, lang or "zh",
+        repost_of, source, float(sentiment), 1 if negative else 0, reposts, comments, likes, views,
+        published, _last_ingested[1],
+    )
+
+
 def post_row(obj: dict) -> tuple:
-    """A `posts.scored` record -> a `posts` row."""
+    """A `posts.scored` record -> a `posts` row (RowError names what does not fit)."""
+    try:
+        return _post_row_plain(obj)
+    except _NotPlain:
+        return _post_row_checked(obj)
+
+
+def _post_row_checked(obj: dict) -> tuple:
+    """A `posts.scored` record -> a `posts` row, each field checked with its own reason."""
     missing = [f for f in POST_REQUIRED if obj.get(f) is None]
     if missing:
         raise RowError(f"missing required field(s): {', '.join(missing)}")

@@ -53,6 +53,32 @@ def test_post_row_reasons(over, reason):
         rows.post_row(scored(**over))
 
 
+ODD_VALUES = [None, "", " ", 0, -1, 2**64, 1.5, float("nan"), True, False, [], ["x"], {}, "x", 7,
+              "2026-11-25T10:00:00Z", " 2026-11-25T10:00:00+08:00", "2026-11-25T10:00:00", "user",
+              [{"brand": "b"}], [{"brand": 1}], [{"brand": "b", "category": 2}], ["a", 1]]
+
+
+def _outcome(fn, rec):
+    try:
+        return "row", fn(rec)
+    except RowError as exc:
+        return "error", str(exc)
+
+
+@pytest.mark.parametrize("field", sorted(scored()) + ["extra"])
+def test_post_row_fast_path_agrees_with_the_checked_path(field):
+    """The one-pass path for what the job writes must give the checked path's row, or
+    leave the record to it (and so its reason), whatever a field holds."""
+    for value in ODD_VALUES:
+        rec = scored(**{field: value})
+        fast, checked = _outcome(rows.post_row, rec), _outcome(rows._post_row_checked, rec)
+        if field == "ingested_at" and value is None:  # both stamp "now", microseconds apart
+            assert fast[0] == checked[0] == "row" and fast[1][:-1] == checked[1][:-1]
+        else:
+            assert fast == checked, (field, value)
+    assert rows._post_row_plain(scored()) == rows._post_row_checked(scored())
+
+
 def test_assessment_and_alert_rows():
     a = {"brand": "快送", "category": "privacy", "window_start": "2026-11-25T10:00:00+08:00",
          "window_end": "2026-11-25T11:00:00+08:00", "posts": 12, "negative_ratio": 0.75,
