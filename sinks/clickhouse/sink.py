@@ -56,6 +56,8 @@ class SinkOptions:
     group_id: str = GROUP_ID
     # stop after this many seconds without records and with nothing pending (tests, backfills)
     idle_exit_s: float | None = None
+    # how long to wait at start for the topics' partitions before joining the group
+    topic_wait_s: float = 30.0
 
 
 class ClickHouseSink:
@@ -75,8 +77,7 @@ class ClickHouseSink:
     def _make_consumer(self) -> KafkaConsumer:
         k = self.settings.kafka
         timeout_ms = int(k.request_timeout_s * 1000)
-        return KafkaConsumer(
-            *self.routes,
+        consumer = KafkaConsumer(
             bootstrap_servers=k.bootstrap,
             group_id=self.options.group_id,
             client_id="yuqing-sink-clickhouse",
@@ -90,6 +91,24 @@ class ClickHouseSink:
             bootstrap_timeout_ms=timeout_ms,
             metadata_max_age_ms=5000,
         )
+        # Join the group only once the topics' partitions are known: a member that joins
+        # before (a topic created a moment ago) can be assigned nothing and stay idle.
+        self._await_partitions(consumer, self.options.topic_wait_s)
+        consumer.subscribe(list(self.routes))
+        return consumer
+
+    def _await_partitions(self, consumer: KafkaConsumer, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        missing = list(self.routes)
+        while missing and not self.stop_event.is_set():
+            consumer.topics()  # refreshes the metadata
+            missing = [t for t in missing if not consumer.partitions_for_topic(t)]
+            if not missing or time.monotonic() >= deadline:
+                break
+            self.stop_event.wait(0.2)
+        if missing:
+            log.warning("no partitions known for %s after %.0f s; joining the group without waiting longer",
+                        ", ".join(missing), timeout_s)
 
     # -- main loop ----------------------------------------------------------------
     def run(self) -> SinkStats:

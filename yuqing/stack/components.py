@@ -125,7 +125,9 @@ def _kafka_prepare(s: Settings) -> None:
         "logger.server.name=org.apache.kafka.server\nlogger.server.level=INFO\n"
     )
     if not (data / "meta.properties").exists():
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = "-"
+        while cluster_id.startswith("-"):  # the storage tool would read a leading "-" as an option
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         result = subprocess.run(
             ["java", "-cp", f"{jars}/*", f"-Dlog4j2.configurationFile={log4j}",
              "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)],
