@@ -36,3 +36,35 @@ def test_sampler_reads_this_process():
     sampler = RssSampler(lambda: {"me": os.getpid()})
     sampler.sample()
     assert sampler.peaks_mib()["me"] > 10
+
+
+def _stat(pid: int, ppid: int, utime: int, stime: int) -> str:
+    # fields after the command: state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime
+    return f"{pid} (odd name) x) S {ppid} 1 1 0 -1 0 0 0 0 0 {utime} {stime} 0 0\n"
+
+
+def test_cpu_meter_sums_trees_between_marks_and_keeps_exited_processes(tmp_path):
+    from bench.resources import CLOCK_TICKS, CpuMeter
+
+    fake_proc(tmp_path, {10: (1, 1, 1), 11: (10, 1, 1), 20: (1, 1, 1)})
+    for pid, comm in ((10, "python"), (11, "java"), (20, "java")):
+        (tmp_path / str(pid) / "comm").write_text(comm + "\n")
+
+    def tick(ticks: dict[int, tuple[int, int]]) -> None:
+        for pid, (utime, stime) in ticks.items():
+            ppid = {10: 1, 11: 10, 20: 1}[pid]
+            (tmp_path / str(pid) / "stat").write_text(_stat(pid, ppid, utime, stime))
+
+    meter = CpuMeter(lambda: {"job": 10, "kafka": 20}, proc=tmp_path)
+    tick({10: (100, 0), 11: (50, 50), 20: (10, 0)})
+    meter.mark("first")
+    tick({10: (300, 0), 11: (450, 50), 20: (10, 10)})
+    meter.sample()
+    import shutil
+
+    shutil.rmtree(tmp_path / "11")  # the JVM exits: what it used until the last sample still counts
+    meter.mark("last")
+    got = meter.between("first", "last")
+    assert got["job"] == round((200 + 400) / CLOCK_TICKS, 2)
+    assert got["job/python"] == round(200 / CLOCK_TICKS, 2) and got["job/java"] == round(400 / CLOCK_TICKS, 2)
+    assert got["kafka"] == round(10 / CLOCK_TICKS, 2) and "kafka/java" not in got  # one process: no split
