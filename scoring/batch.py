@@ -6,7 +6,7 @@ with the typed columns of `OUTPUT_COLUMNS` (the UDF's ROW result): Flink SQL rea
 as they are, with nothing to parse on the JVM.
 
 * kind "S" (scored: valid and matched at least one brand): `payload` = the `posts.scored`
-  JSON, `keys` = the ids of its (brand, category) keys (`key_pairs`), the post's
+  JSON, `keys` = the ids of its (brand, category) keys (`key_id`), the post's
   `PostFeatures` in the feature columns, and `example` = its example-candidate string
   (`example_rank`) when it is the best candidate of one of its keys in its slide within
   this batch, else NULL: the window's MAX(example) only needs each batch's best, and the
@@ -16,6 +16,7 @@ as they are, with nothing to parse on the JVM.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
@@ -44,13 +45,26 @@ EXAMPLE_TEXT_CHARS = 200
 
 
 def key_pairs(watchlist: Watchlist) -> tuple[tuple[str, str], ...]:
-    """Every (brand, category) key a post can have; a key's id is its index here. The job
-    groups windows by id (an integer is cheaper to carry and hash than two strings) and
-    names the key again from the same list."""
+    """Every (brand, category) key a post can have."""
     categories = [c.name for c in watchlist.categories]
     if GENERAL not in categories:
         categories.append(GENERAL)
     return tuple((b.name, c) for b in watchlist.brands for c in categories)
+
+
+def key_id(pair: tuple[str, str]) -> int:
+    """A key's id: the job groups windows by it (an integer is cheaper to carry and hash than
+    two strings) and names the key again from `key_pairs`. A hash of the names, not a
+    position, so that editing the watchlist never hands a restored window to another key."""
+    digest = hashlib.blake2b("\x1f".join(pair).encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1  # a positive BIGINT
+
+
+def key_ids(watchlist: Watchlist) -> dict[tuple[str, str], int]:
+    ids = {pair: key_id(pair) for pair in key_pairs(watchlist)}
+    if len(set(ids.values())) != len(ids):  # 63-bit hashes: not expected in any real watchlist
+        raise ValueError("two watchlist keys share an id; rename one brand or category")
+    return ids
 
 
 @dataclass(frozen=True)
@@ -118,7 +132,7 @@ class PostScorer:
         self.sentiment = sentiment
         self.features = features or FeatureConfig()
         self.slide_ms = slide_ms
-        self.key_ids = {pair: i for i, pair in enumerate(key_pairs(watchlist))}
+        self.key_ids = key_ids(watchlist)
 
     def score_batch(self, raws: Sequence[bytes | str], partitions: Sequence[int | None] | None = None,
                     offsets: Sequence[int | None] | None = None, topic: str | None = None,
@@ -204,6 +218,7 @@ def _int_or_none(value: Any) -> int | None:
 
 def decode(output: BatchOutput, i: int, pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
     """One output row as plain data (tests and tools; the job reads the columns in SQL)."""
+    names = {key_id(pair): pair for pair in pairs}
     row = output.row(i)
     kind = row["kind"]
     if kind == "E":
@@ -211,6 +226,6 @@ def decode(output: BatchOutput, i: int, pairs: Sequence[tuple[str, str]]) -> dic
     if kind == "U":
         return {"kind": "U"}
     feature = {name: row[name] for name, _ in FEATURE_COLUMNS}
-    keys = [dict(zip(("brand", "category"), pairs[k]), **feature) for k in row["keys"]]
+    keys = [dict(zip(("brand", "category"), names[k]), **feature) for k in row["keys"]]
     return {"kind": "S", "scored": json.loads(row["payload"]), "keys": keys,
             "example": decode_example(row["example"])}

@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from scoring.batch import FEATURE_COLUMNS, OUTPUT_COLUMNS, US, key_pairs
+from scoring.batch import FEATURE_COLUMNS, OUTPUT_COLUMNS, US, key_ids
 from scoring.features import SLIDE_AGGREGATES, WINDOW_AGGREGATES
 from yuqing.config import Settings
 
@@ -89,6 +89,12 @@ class JobConfig:
         values.update(overrides)
         return cls(**values)
 
+
+# The job's SQL plan, for its checkpoints: Flink cannot restore a checkpoint into a changed
+# SQL plan (its operators' state no longer maps), so each plan keeps its checkpoints in a
+# folder of its own and a newer job starts fresh instead of failing to start. Change it
+# whenever the SQL changes shape (not for a watchlist edit: key ids are hashes of names).
+PLAN_VERSION = "plan-2"
 
 # ------------------------------------------------------------------ worker-side helpers
 
@@ -337,9 +343,9 @@ def key_rows_sql(source_view: str) -> str:
             "CROSS JOIN UNNEST(keys) AS T(k) WHERE kind = 'S'")
 
 
-def key_name_sql(pairs, part: int) -> str:
+def key_name_sql(ids: dict[tuple[str, str], int], part: int) -> str:
     """The brand (part 0) or category (part 1) of a key id, as SQL."""
-    cases = " ".join(f"WHEN {i} THEN {_sql_literal(pair[part])}" for i, pair in enumerate(pairs))
+    cases = " ".join(f"WHEN {key} THEN {_sql_literal(pair[part])}" for pair, key in ids.items())
     return f"CASE w.key_id {cases} END"
 
 
@@ -347,7 +353,7 @@ def _epoch_ms(column: str) -> str:
     return f"UNIX_TIMESTAMP(DATE_FORMAT({column}, 'yyyy-MM-dd HH:mm:ss')) * 1000"
 
 
-def window_sql(cfg: JobConfig, pairs, rows: str = "key_rows") -> str:
+def window_sql(cfg: JobConfig, ids: dict[tuple[str, str], int], rows: str = "key_rows") -> str:
     """Sliding windows per key, each joined to the aggregates of its newest slide.
 
     Both window aggregates name no window bounds inside an aggregate, so Flink aggregates
@@ -368,7 +374,7 @@ def window_sql(cfg: JobConfig, pairs, rows: str = "key_rows") -> str:
                     f"GROUP BY {keys}")
     return (
         # epoch ms on the JVM: Java time objects do not cross into embedded Python cleanly
-        f"SELECT {key_name_sql(pairs, 0)} AS brand, {key_name_sql(pairs, 1)} AS category, "
+        f"SELECT {key_name_sql(ids, 0)} AS brand, {key_name_sql(ids, 1)} AS category, "
         f"{_epoch_ms('w.window_start')} AS window_start_ms, "
         f"{_epoch_ms('w.window_end')} AS window_end_ms, "
         + ", ".join(f"w.`{name}`" for name in WINDOW_AGGREGATES)
@@ -521,7 +527,7 @@ def build_scoring(env, t_env, cfg: JobConfig, base64_input: bool):
     t_env.execute_sql(f"CREATE TEMPORARY VIEW key_rows AS {key_rows_sql('scored_parts')}")
     from scoring.watchlist import load_watchlist
 
-    windows = t_env.sql_query(window_sql(cfg, key_pairs(load_watchlist(cfg.watchlist_path))))
+    windows = t_env.sql_query(window_sql(cfg, key_ids(load_watchlist(cfg.watchlist_path))))
     alerts_tag = OutputTag("alerts", Types.STRING())
     assessments = (
         t_env.to_data_stream(windows)
@@ -548,7 +554,7 @@ def run_live(settings: Settings, cfg: JobConfig, bounded: bool = False, group_id
     from scoring.flink_env import in_cluster_client
 
     if checkpoint_dir is None and not in_cluster_client():  # on a cluster: its own checkpoint storage
-        checkpoint_dir = settings.state_dir / "flink" / "checkpoints"
+        checkpoint_dir = settings.state_dir / "flink" / "checkpoints" / PLAN_VERSION
     if resume and savepoint is None and checkpoint_dir is not None:
         savepoint = latest_checkpoint(checkpoint_dir)
         if savepoint:

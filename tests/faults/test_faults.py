@@ -131,7 +131,7 @@ class Harness:
         produce_to_every_partition(self.bootstrap, self.run.topics["raw"], 3, tick.encode(), last_ms + 3_600_000)
 
     def checkpoints(self) -> list[Path]:
-        return sorted((self.run.state_dir / "flink" / "checkpoints").glob("*/chk-*/_metadata"))
+        return sorted((self.run.state_dir / "flink" / "checkpoints").glob("*/*/chk-*/_metadata"))
 
     def stored(self) -> int:
         try:

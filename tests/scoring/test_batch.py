@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from scoring.batch import FEATURE_COLUMNS, OUTPUT_COLUMNS, PostScorer, decode, example_rank, key_pairs
+from scoring.batch import FEATURE_COLUMNS, OUTPUT_COLUMNS, PostScorer, decode, example_rank, key_id, key_ids, key_pairs
 from scoring.features import PostFeatures, post_features
 from scoring.matching import Matcher
 from yuqing.post import post_from_dict
@@ -78,8 +78,16 @@ def test_key_ids_name_every_brand_and_category_once(watchlist):
     assert len(set(pairs)) == len(pairs)
     assert {b for b, _ in pairs} == {b.name for b in watchlist.brands}
     assert {c for _, c in pairs} == {c.name for c in watchlist.categories} | {"general"}
-    # ids are positions: stable for one watchlist, so the job and its SQL agree
-    assert key_pairs(watchlist) == pairs
+    # ids are hashes of the names: the same whatever else the watchlist holds, so a window
+    # restored after a watchlist edit stays with its key
+    ids = key_ids(watchlist)
+    assert set(ids) == set(pairs) and len(set(ids.values())) == len(ids)
+    assert all(0 <= v < 2**63 for v in ids.values())
+    assert ids[pairs[-1]] == key_id(pairs[-1]) == key_id((pairs[-1][0], pairs[-1][1]))
+    from dataclasses import replace
+
+    fewer = replace(watchlist, brands=watchlist.brands[1:])
+    assert all(key_ids(fewer)[pair] == ids[pair] for pair in key_pairs(fewer))
 
 
 def test_feature_columns_follow_post_features():
