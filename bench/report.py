@@ -79,7 +79,8 @@ def render(results: dict[str, Any]) -> str:
         if results.get(key) is not None:
             detail.append([label, fmt(results[key], unit)])
     for name, us in sorted((results.get("cpu_us_per_post") or {}).items(), key=lambda kv: -kv[1]):
-        detail.append([f"CPU per post, {name}", fmt(us, "µs")])
+        if us >= 0.05:  # helpers of a process tree (a shell, tee) that used no CPU stay in the JSON only
+            detail.append([f"CPU per post, {name}", fmt(us, "µs")])
     for name, mib in sorted((results.get("peak_rss_mib") or {}).items()):
         detail.append([f"peak RSS {name}", fmt(mib, "MiB")])
     if detail:

@@ -47,3 +47,12 @@ def test_command_line():
         with pytest.raises(SystemExit) as exc:
             parse_args(bad)
         assert exc.value.code == 2
+
+
+def test_cpu_lines_skip_processes_that_used_no_cpu():
+    from bench.report import render
+
+    text = render({"cpu_us_per_post": {"job": 362.0, "job/java": 186.0, "job/bash": 0.0, "sink": 86.1}})
+    assert "CPU per post, job/java" in text and "CPU per post, sink" in text
+    assert "job/bash" not in text
+    assert text.index("CPU per post, job ") < text.index("CPU per post, sink")  # largest first
