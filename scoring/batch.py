@@ -10,7 +10,9 @@ as they are, with nothing to parse on the JVM.
   `PostFeatures` in the feature columns, and `example` = its example-candidate string
   (`example_rank`) when it is the best candidate of one of its keys in its slide within
   this batch, else NULL: the window's MAX(example) only needs each batch's best, and the
-  other candidates would be carried through the windows for nothing.
+  other candidates would be carried through the windows for nothing; `slide_pos` = the
+  position of its slide (by the event time Flink windows it by) within a window
+  (`features.slide_position`), which the windows count posts by.
 * kind "U" (valid, matched nothing): every other column NULL. Counted, not stored.
 * kind "E" (rejected): `payload` = the dead-letter JSON (docs/internal-formats.md).
 """
@@ -24,7 +26,7 @@ from typing import Any, Callable, Sequence
 
 import orjson
 
-from scoring.features import FeatureConfig, PostFeatures, post_features
+from scoring.features import SLIDE_POSITION_COLUMN, FeatureConfig, PostFeatures, post_features
 from scoring.matching import Matcher, MatchResult
 from scoring.watchlist import GENERAL, Watchlist
 from yuqing.post import Post, PostError, parse_post_strict
@@ -39,6 +41,7 @@ FEATURE_COLUMNS: tuple[tuple[str, str], ...] = tuple(
 OUTPUT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("kind", "STRING"), ("payload", "BYTES"), ("keys", "ARRAY<BIGINT>"),
     *FEATURE_COLUMNS,
+    (SLIDE_POSITION_COLUMN, "BIGINT"),
     ("example", "STRING"),
 )
 EXAMPLE_TEXT_CHARS = 200
@@ -127,11 +130,12 @@ class PostScorer:
 
     def __init__(self, watchlist: Watchlist, sentiment: Callable[[Sequence[str]], Sequence[float]],
                  features: FeatureConfig | None = None, matcher: Matcher | None = None,
-                 slide_ms: int = 60_000):
+                 slide_ms: int = 60_000, window_slides: int = 10):
         self.matcher = matcher or Matcher(watchlist)
         self.sentiment = sentiment
         self.features = features or FeatureConfig()
         self.slide_ms = slide_ms
+        self.window_slides = window_slides
         self.key_ids = key_ids(watchlist)
 
     def score_batch(self, raws: Sequence[bytes | str], partitions: Sequence[int | None] | None = None,
@@ -148,6 +152,7 @@ class PostScorer:
         keys: list[list[int] | None] = [None] * n
         features: list[list] = [[None] * n for _ in FEATURE_COLUMNS]
         examples: list[str | None] = [None] * n
+        positions: list[int | None] = [None] * n
         posts: list[tuple[int, Post]] = []
         reasons: list[str] = []
         for i, raw in enumerate(raws):
@@ -194,6 +199,7 @@ class PostScorer:
             payloads[i] = orjson.dumps(scored_record(post, match, sentiment, negative, ingested_at))
             candidate = candidates[i] = example_rank(post, negative, row.reach, row.engagement)
             slide = (ts if timestamps_ms is None else int(timestamps_ms[i])) // self.slide_ms
+            positions[i] = slide % self.window_slides
             for key_id in ids:
                 held = best.get((key_id, slide))
                 if held is None or candidate > held[0]:
@@ -205,6 +211,7 @@ class PostScorer:
                              tuple(reasons))
         columns = {"kind": kinds, "payload": payloads, "keys": keys}
         columns.update({name: values for (name, _), values in zip(FEATURE_COLUMNS, features)})
+        columns[SLIDE_POSITION_COLUMN] = positions
         columns["example"] = examples
         return BatchOutput(columns), counts
 

@@ -116,13 +116,37 @@ WINDOW_AGGREGATES: dict[str, str] = {
 }
 
 
-# Aggregates over the window's newest slide only. The job computes them in a tumbling
-# window of one slide and joins them to the sliding window that ends with it: an aggregate
-# of the sliding window that named the window's end would stop Flink from aggregating per
-# slide, and every post would then be aggregated once per window it is in (ten times).
-SLIDE_AGGREGATES: dict[str, str] = {
-    "last_slide_posts": "COUNT(*)",
-}
+# The posts of the window's newest slide (`WindowStats.last_slide_posts`, the per-slide
+# history the forecast is fitted to). An aggregate that named the window's end would stop
+# Flink from aggregating per slide (every post would be aggregated once per window it is
+# in: ten times), and a second, tumbling window joined on the end costs a second copy of
+# every key row, its own aggregation and a join. Instead each post carries its slide's
+# position modulo the slides per window (`slide_position`), the window counts posts per
+# position (plain SUMs, merged per slide like the others), and the newest slide's count is
+# picked by the window's end afterwards (`newest_slide_posts`). A window spans exactly
+# `slides` consecutive slides, so the positions inside one window never collide, and a late
+# post lands in its own slide's position, never in the newest one's.
+SLIDE_POSITION_COLUMN = "slide_pos"
+
+
+def slide_position(event_ms: int, slide_ms: int, slides: int) -> int:
+    return (event_ms // slide_ms) % slides
+
+
+def slide_count_name(position: int) -> str:
+    return f"slide_posts_{position}"
+
+
+def slide_count_aggregates(slides: int) -> dict[str, str]:
+    """SQL aggregates: posts per slide position (one column per position of a window)."""
+    return {slide_count_name(j): f"SUM(CASE WHEN {SLIDE_POSITION_COLUMN} = {j} THEN 1 ELSE 0 END)"
+            for j in range(slides)}
+
+
+def newest_slide_posts(row: dict[str, Any], window_end_ms: int, slide_ms: int, slides: int) -> int:
+    """The count of the window's newest slide, from a row of `slide_count_aggregates`."""
+    newest = slide_position(window_end_ms - slide_ms, slide_ms, slides)
+    return int(row.get(slide_count_name(newest)) or 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,8 +178,8 @@ class WindowStats:
     trending_hits: int = 0
     first_ms: int = 0
     last_ms: int = 0
-    # posts in the window's newest slide: the per-slide history the forecast is fitted to.
-    # (WINDOW_END_AGGREGATES: it depends on the window's end)
+    # posts in the window's newest slide: the per-slide history the forecast is fitted to
+    # (not in WINDOW_AGGREGATES: see slide_count_aggregates)
     last_slide_posts: int = 0
 
     @property

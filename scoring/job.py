@@ -13,8 +13,8 @@ engine uses.
     Kafka posts.raw (raw bytes, record timestamp = published_at, watermarks per partition)
       -> yq_score (pandas UDF, batched) -> one DataStream that every consumer below shares
       -> kind E: posts.dlq | kind S: posts.scored, and UNNEST(key ids)
-      -> HOP windows (size, slide) per key id, LEFT interval join of the TUMBLE(slide)
-         aggregates of each window's newest slide
+      -> HOP windows (size, slide) per key id (aggregated per slide, with posts counted per
+         slide position so that the newest slide's count needs no second window)
       -> to_data_stream -> key_by(brand, category) -> WindowScorer (ValueState, timers)
       -> risk.assessments (+ side output: alerts)
 """
@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from scoring.batch import FEATURE_COLUMNS, OUTPUT_COLUMNS, US, key_ids
-from scoring.features import SLIDE_AGGREGATES, WINDOW_AGGREGATES
+from scoring.features import (SLIDE_POSITION_COLUMN, WINDOW_AGGREGATES, newest_slide_posts, slide_count_aggregates,
+                              slide_count_name)
 from yuqing.config import Settings
 
 
@@ -89,12 +90,17 @@ class JobConfig:
         values.update(overrides)
         return cls(**values)
 
+    @property
+    def window_slides(self) -> int:
+        """Slides per window (risk config validation makes the size a multiple of the slide)."""
+        return self.window_size_s // self.window_slide_s
+
 
 # The job's SQL plan, for its checkpoints: Flink cannot restore a checkpoint into a changed
 # SQL plan (its operators' state no longer maps), so each plan keeps its checkpoints in a
 # folder of its own and a newer job starts fresh instead of failing to start. Change it
 # whenever the SQL changes shape (not for a watchlist edit: key ids are hashes of names).
-PLAN_VERSION = "plan-2"
+PLAN_VERSION = "plan-3"
 
 # ------------------------------------------------------------------ worker-side helpers
 
@@ -145,7 +151,7 @@ def load_scorer(cfg: JobConfig):
 
             risk = load_risk_config(cfg.risk_config_path)
             scorer = PostScorer(load_watchlist(cfg.watchlist_path), _load_sentiment(cfg), risk.features,
-                                slide_ms=cfg.window_slide_s * 1000)
+                                slide_ms=cfg.window_slide_s * 1000, window_slides=cfg.window_slides)
             _worker_cache[("scorer", cfg.watchlist_path, cfg.sentiment_model)] = scorer
         return scorer
 
@@ -235,15 +241,19 @@ def _make_window_scorer(cfg: JobConfig, alerts_tag):
             self.metrics = _worker_metrics(self.cfg, "window")
 
         def process_element(self, row, ctx):
-            """Windows may arrive out of order (a window whose newest slide had no posts
-            leaves the join only when the watermark passes its end, after later windows
-            that matched at once), so each waits in state until the watermark passes its
-            end, and the timer then scores what is due in window order."""
+            """Each window waits in state until the watermark passes its end, and the timer
+            then scores what is due in window order (one key's windows are not guaranteed
+            to arrive in order, and silence between them is filled at that point)."""
             values = row.as_dict()
+            end_ms = int(values["window_end_ms"])
+            slide_ms = self.cfg.window_slide_s * 1000
+            values["last_slide_posts"] = newest_slide_posts(values, end_ms, slide_ms, self.cfg.window_slides)
+            for position in range(self.cfg.window_slides):
+                values.pop(slide_count_name(position), None)
             stored = json.loads(self.state.value() or "{}")
             stored.setdefault("pending", []).append(values)
             self.state.update(json.dumps(stored, ensure_ascii=False))
-            ctx.timer_service().register_event_time_timer(int(values["window_end_ms"]))
+            ctx.timer_service().register_event_time_timer(end_ms)
 
         def on_timer(self, timestamp, ctx):
             """Score the windows due by `timestamp` in order; then, for an elevated key
@@ -339,7 +349,7 @@ def _interval(seconds: int) -> str:
 def key_rows_sql(source_view: str) -> str:
     """One row per (post, key id) of the scored posts."""
     features = ", ".join(f"`{name}`" for name, _ in FEATURE_COLUMNS)
-    return (f"SELECT ts, k AS key_id, {features}, example FROM {source_view} "
+    return (f"SELECT ts, k AS key_id, {features}, {SLIDE_POSITION_COLUMN}, example FROM {source_view} "
             "CROSS JOIN UNNEST(keys) AS T(k) WHERE kind = 'S'")
 
 
@@ -354,34 +364,25 @@ def _epoch_ms(column: str) -> str:
 
 
 def window_sql(cfg: JobConfig, ids: dict[tuple[str, str], int], rows: str = "key_rows") -> str:
-    """Sliding windows per key, each joined to the aggregates of its newest slide.
+    """Sliding windows per key, with the posts of each slide position (the scorer picks the
+    newest slide's count: `features.newest_slide_posts`).
 
-    Both window aggregates name no window bounds inside an aggregate, so Flink aggregates
-    each post once into its slide (slicing) instead of once per window it belongs to. The
-    newest slide's figures come from a tumbling window of one slide that ends with the
-    sliding window: a left interval join on the same end (a slide without posts has no
-    row: 0), so a late post counts where the sliding window would count it.
+    No aggregate names a window bound, so Flink aggregates each post once into its slide
+    (slicing) instead of once per window it belongs to (`features.slide_count_aggregates`).
     """
-    aggregates = ", ".join(f"{expr} AS `{name}`" for name, expr in WINDOW_AGGREGATES.items())
-    slide_aggregates = ", ".join(f"{expr} AS `{name}`" for name, expr in SLIDE_AGGREGATES.items())
-    slide_columns = ", ".join(f"COALESCE(s.`{name}`, 0) AS `{name}`" for name in SLIDE_AGGREGATES)
-    keys = "key_id, window_start, window_end, window_time"
-    hop = (f"SELECT {keys}, {aggregates}, MAX(example) AS example "
+    aggregates = {**WINDOW_AGGREGATES, **slide_count_aggregates(cfg.window_slides)}
+    columns = ", ".join(f"{expr} AS `{name}`" for name, expr in aggregates.items())
+    keys = "key_id, window_start, window_end"
+    hop = (f"SELECT {keys}, {columns}, MAX(example) AS example "
            f"FROM TABLE(HOP(TABLE {rows}, DESCRIPTOR(ts), {_interval(cfg.window_slide_s)}, "
            f"{_interval(cfg.window_size_s)})) GROUP BY {keys}")
-    newest_slide = (f"SELECT {keys}, {slide_aggregates} "
-                    f"FROM TABLE(TUMBLE(TABLE {rows}, DESCRIPTOR(ts), {_interval(cfg.window_slide_s)})) "
-                    f"GROUP BY {keys}")
     return (
         # epoch ms on the JVM: Java time objects do not cross into embedded Python cleanly
         f"SELECT {key_name_sql(ids, 0)} AS brand, {key_name_sql(ids, 1)} AS category, "
         f"{_epoch_ms('w.window_start')} AS window_start_ms, "
         f"{_epoch_ms('w.window_end')} AS window_end_ms, "
-        + ", ".join(f"w.`{name}`" for name in WINDOW_AGGREGATES)
-        + f", {slide_columns}, w.example "
-        f"FROM ({hop}) w LEFT JOIN ({newest_slide}) s "
-        "ON w.key_id = s.key_id AND w.window_end = s.window_end "
-        "AND s.window_time BETWEEN w.window_time AND w.window_time"
+        + ", ".join(f"w.`{name}`" for name in aggregates)
+        + f", w.example FROM ({hop}) w"
     )
 
 
@@ -505,6 +506,23 @@ def create_environments(settings: Settings, cfg: JobConfig, checkpoint_dir: Path
     return env, t_env
 
 
+def _to_internal_data_stream(t_env, table):
+    """`to_data_stream` in Flink's internal row format (RowData), not as `Row` objects.
+
+    The plain conversion turns every post's ~20 columns into boxed Java objects and
+    `from_data_stream` turns them back (a quarter of the JVM's time in a profile); bridged
+    to RowData both conversions are the identity. PyFlink does not expose the bridging
+    argument, hence the Java call."""
+    from pyflink.datastream import DataStream
+    from pyflink.java_gateway import get_gateway
+
+    jvm = get_gateway().jvm
+    row_data = jvm.java.lang.Class.forName("org.apache.flink.table.data.RowData", True,
+                                           jvm.java.lang.Thread.currentThread().getContextClassLoader())
+    data_type = table._j_table.getResolvedSchema().toPhysicalRowDataType().bridgedTo(row_data)
+    return DataStream(t_env._j_tenv.toDataStream(table._j_table, data_type))
+
+
 def build_scoring(env, t_env, cfg: JobConfig, base64_input: bool):
     """Common part: UDF, views, windows, keyed scorer. Returns (views dict, assessments, alerts)."""
     from pyflink.common import Types
@@ -518,7 +536,7 @@ def build_scoring(env, t_env, cfg: JobConfig, base64_input: bool):
     # and scored twice. A DataStream in between is one physical node that all of them share;
     # the source's timestamps and watermarks pass through it (SOURCE_WATERMARK).
     scored = t_env.sql_query("SELECT ts, yq_score(`raw`, kpartition, koffset, ts) AS r FROM posts_raw")
-    scored_stream = t_env.to_data_stream(scored)
+    scored_stream = _to_internal_data_stream(t_env, scored)
     t_env.create_temporary_view("scored", t_env.from_data_stream(
         scored_stream, Schema.new_builder().column_by_metadata("rowtime", "TIMESTAMP_LTZ(3)")
         .watermark("rowtime", "SOURCE_WATERMARK()").build()))
