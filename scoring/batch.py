@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
@@ -45,6 +46,7 @@ OUTPUT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("example", "STRING"),
 )
 EXAMPLE_TEXT_CHARS = 200
+_FEATURE_VALUES = operator.attrgetter(*(name for name, _ in FEATURE_COLUMNS))
 
 
 def key_pairs(watchlist: Watchlist) -> tuple[tuple[str, str], ...]:
@@ -83,13 +85,18 @@ class BatchCounts:
     rejected_reasons: tuple[str, ...] = ()
 
 
+def example_weight(negative: bool, reach: int, engagement: int) -> tuple[int, int]:
+    """What `example_rank` orders by, before its tie-break on the example's JSON."""
+    return int(negative), min(reach + engagement, 10 ** 15 - 1)
+
+
 def example_rank(post: Post, negative: bool, reach: int, engagement: int) -> str:
     """Example posts ranked negative first, then by reach + engagement, as a string whose
     lexicographic MAX in SQL picks the best one (zero-padded so that order is numeric)."""
-    weight = min(reach + engagement, 10 ** 15 - 1)
+    neg, weight = example_weight(negative, reach, engagement)
     example = {"id": post.id, "text": post.text[:EXAMPLE_TEXT_CHARS], "platform": post.platform,
                "author": post.author.name or post.author.id, "url": post.url}
-    return f"{int(negative)}{weight:015d}{US}" + orjson.dumps(example).decode()
+    return f"{neg}{weight:015d}{US}" + orjson.dumps(example).decode()
 
 
 def decode_example(value: str | None) -> dict[str, Any] | None:
@@ -177,11 +184,22 @@ class PostScorer:
         now = datetime.now(timezone.utc)
         ingested_at = now.isoformat()
         cut = self.features.negative_below
+        feature_values = _FEATURE_VALUES
         by_platform: dict[str, int] = {}
         by_brand: dict[str, int] = {}
         newest_ms = None
-        best: dict[tuple[int, int], tuple[str, int]] = {}  # (key id, slide) -> best candidate, row
+        # (key id, slide) -> (example_weight, row) of the best candidate so far; the example
+        # string is built only for winners, and for the rows of a tie (its JSON decides)
+        best: dict[tuple[int, int], tuple[tuple[int, int], int]] = {}
         candidates: dict[int, str] = {}
+        hit_rows: dict[int, tuple[Post, bool, PostFeatures]] = {}
+
+        def candidate(row_index: int) -> str:
+            text = candidates.get(row_index)
+            if text is None:
+                p, neg, f = hit_rows[row_index]
+                text = candidates[row_index] = example_rank(p, neg, f.reach, f.engagement)
+            return text
         for _, post in posts:
             by_platform[post.platform] = by_platform.get(post.platform, 0) + 1
         for (i, post, match), sentiment in zip(hits, scores):
@@ -190,22 +208,24 @@ class PostScorer:
             ts = post.published_ms
             newest_ms = ts if newest_ms is None or ts > newest_ms else newest_ms
             row = post_features(post, negative, sentiment, match, self.features, ts)
-            for column, value in zip(features, (getattr(row, name) for name, _ in FEATURE_COLUMNS)):
+            for column, value in zip(features, feature_values(row)):
                 column[i] = value
             ids = [self.key_ids[pair] for pair in dict.fromkeys(match.pairs)]
             kinds[i], keys[i] = "S", ids
             for brand in match.brands:
                 by_brand[brand] = by_brand.get(brand, 0) + 1
             payloads[i] = orjson.dumps(scored_record(post, match, sentiment, negative, ingested_at))
-            candidate = candidates[i] = example_rank(post, negative, row.reach, row.engagement)
+            weight = example_weight(negative, row.reach, row.engagement)
+            hit_rows[i] = (post, negative, row)
             slide = (ts if timestamps_ms is None else int(timestamps_ms[i])) // self.slide_ms
             positions[i] = slide % self.window_slides
             for key_id in ids:
                 held = best.get((key_id, slide))
-                if held is None or candidate > held[0]:
-                    best[(key_id, slide)] = (candidate, i)
+                if (held is None or weight > held[0]
+                        or (weight == held[0] and candidate(i) > candidate(held[1]))):
+                    best[(key_id, slide)] = (weight, i)
         for _, i in best.values():
-            examples[i] = candidates[i]
+            examples[i] = candidate(i)
         lag = None if newest_ms is None else max(0.0, now.timestamp() - newest_ms / 1000.0)
         counts = BatchCounts(len(hits), len(posts) - len(hits), len(reasons), by_platform, by_brand, lag,
                              tuple(reasons))

@@ -139,3 +139,23 @@ def test_slides_follow_the_record_timestamps_when_given(watchlist):
     assert [out.row(i)["example"] is not None for i in range(2)] == [True, True]
     out, _ = _scorer(watchlist).score_batch(raws, timestamps_ms=[1_000, 2_000])
     assert [out.row(i)["example"] is not None for i in range(2)] == [False, True]
+
+
+def test_a_tie_in_weight_is_broken_by_the_full_candidate_string(watchlist):
+    """Candidates are compared by weight first and their strings are built only when
+    needed; on equal weight the string decides, as MAX(example) over all of them would."""
+    raws = [_at(POST, 0, 5, id=f"t{n}", text=f"快送数据泄露 {n} 太离谱") for n in (3, 9, 1)]
+    out, _ = _scorer(watchlist).score_batch(raws)
+    carried = [out.row(i)["example"] for i in range(3) if out.row(i)["example"] is not None]
+    posts = [post_from_dict(json.loads(raw)) for raw in raws]
+    reach = max(posts[0].author.followers, posts[0].metrics.views)
+    every = [example_rank(p, False, reach, p.metrics.engagement) for p in posts]
+    assert len({s[:16] for s in every}) == 1  # the same weight: a tie
+    assert carried == [max(every)] and max(every) != every[0]
+
+
+def test_each_scored_post_carries_its_slide_position(watchlist):
+    raws = [_at(POST, 0, 5, id="a"), _at(POST, 0, 50, id="b")]
+    out, _ = PostScorer(watchlist, lambda texts: [0.1] * len(texts), slide_ms=60_000,
+                        window_slides=10).score_batch(raws, timestamps_ms=[60_000 * 13 + 5, 60_000 * 29])
+    assert out.columns["slide_pos"] == [3, 9]
