@@ -139,6 +139,8 @@ def cmd_sink_clickhouse(args) -> int:
     from .sink import GROUP_ID, ClickHouseSink, SinkOptions
 
     settings = _settings(args)
+    if args.batch_size is None:
+        args.batch_size = SinkOptions.batch_size
     if args.batch_size < 1:
         raise CommandError("--batch-size must be at least 1", 2)
     if args.batch_interval <= 0:
@@ -203,7 +205,8 @@ def register(subparsers, sink_subparsers) -> None:
         "clickhouse", help="store scored posts, assessments, alerts and dead letters in ClickHouse",
         description="Consume posts.scored, risk.assessments, alerts and posts.dlq and insert them in batches; "
                     "offsets are committed after the insert (at-least-once, deduplicated in ClickHouse).")
-    p.add_argument("--batch-size", type=int, default=1000, help="records per insert batch (default 1000)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="records per insert batch (default 5000, SinkOptions.batch_size)")
     p.add_argument("--batch-interval", type=float, default=1.0, metavar="SECONDS",
                    help="flush a partial batch after this long (default 1.0)")
     p.add_argument("--group-id", help="Kafka consumer group (default yuqing-sink-clickhouse); a new group "
