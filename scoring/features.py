@@ -8,6 +8,7 @@ same rows with `aggregate`, so both paths agree by construction.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, fields
 from typing import Any, Iterable
@@ -32,7 +33,7 @@ class PostFeatures:
     """One post's contribution to one (brand, category) key. Flat: one SQL column each."""
 
     platform: str
-    author: str
+    author: int  # author_hash: what distinct authors are counted by
     event_ms: int
     negative: int  # 0/1
     neg_intensity: int  # negative posts: 1 - sentiment in thousandths (integer, so sums are exact), else 0
@@ -49,6 +50,16 @@ class PostFeatures:
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def author_hash(author_key: str) -> int:
+    """A stable 63-bit id of an author key ("platform:id"): the job's windows count distinct
+    authors by it, the plain engine too. A BIGINT key costs the JVM's distinct-count state a
+    fraction of what a string does (hashing, equality, copies in every slice merge); two
+    authors share an id with probability ~n^2/2^64 (n = 10^6 authors in one window:
+    about one in 18 million)."""
+    digest = hashlib.blake2b(author_key.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1
 
 
 def author_tier(kind: str, followers: int, verified: bool, cfg: FeatureConfig = FeatureConfig()) -> str:
@@ -77,7 +88,7 @@ def post_features(
         f"{post.platform}:@{author.name}" if author.name else post.id)
     return PostFeatures(
         platform=post.platform,
-        author=author_key,
+        author=author_hash(author_key),
         event_ms=post.published_ms if event_ms is None else event_ms,
         negative=int(bool(negative)),
         neg_intensity=round(1000 * (1.0 - min(max(float(sentiment), 0.0), 1.0))) if negative else 0,
@@ -227,7 +238,7 @@ class Accumulator:
         self.posts = 0
         self.sums = dict.fromkeys(self._SUMS, 0)
         self.platforms: set[str] = set()
-        self.authors: set[str] = set()
+        self.authors: set[int] = set()
         self.max_followers = 0
         self.max_reach = 0
         self.first_ms: int | None = None

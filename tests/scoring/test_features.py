@@ -48,3 +48,21 @@ def test_newest_slide_posts_equals_a_direct_count_in_every_window(slides):
 
 def test_newest_slide_posts_of_a_row_without_counts_is_zero():
     assert newest_slide_posts({"slide_posts_9": None}, 10 * SLIDE, SLIDE, 10) == 0
+
+
+def test_author_hash_is_stable_across_processes_and_tells_authors_apart():
+    """Checkpointed distinct-author state outlives the process: the id must not depend on
+    Python's per-process hash seed."""
+    import subprocess
+    import sys
+
+    from scoring.features import author_hash
+
+    keys = ["weibo:u1", "weibo:u2", "douyin:u1", "weibo:@张三", "p-42"]
+    here = [author_hash(k) for k in keys]
+    code = f"from scoring.features import author_hash; print([author_hash(k) for k in {keys!r}])"
+    for seed in ("1", "2"):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                             env={"PYTHONHASHSEED": seed, "PATH": ""}, timeout=60)
+        assert out.stdout.strip() == str(here)
+    assert len(set(here)) == len(keys) and all(0 <= h < 2 ** 63 for h in here)
