@@ -47,10 +47,12 @@ class JobConfig:
     metrics_port: int = 0  # 0: no exporter (replay); the window scorer's metrics
     udf_metrics_port: int = 0  # the scoring UDF's metrics
     parallelism: int = 1
-    arrow_batch_size: int = 2000
+    # posts per Arrow batch: 5000 cost the JVM ~7% less CPU per post than 2000 (per-batch
+    # work on both sides); a partial batch still goes when the bundle time is up
+    arrow_batch_size: int = 5000
     # posts in flight to the Python worker: several Arrow batches, so that the JVM keeps
     # reading and sending while Python scores (a bundle of one batch made them take turns)
-    bundle_size: int = 20000
+    bundle_size: int = 50000
     bundle_time_ms: int = 200
     idle_timeout_s: int = 30  # a partition silent this long stops holding windows back
     checkpoint_interval_s: int = 30
