@@ -120,6 +120,9 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float, interval_s: floa
     return predicate()
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
 def read_cpu_s(pid: int, proc: Path = PROC) -> float | None:
     """User + system CPU seconds of one process so far (None if it is gone)."""
     try:
@@ -130,8 +133,6 @@ def read_cpu_s(pid: int, proc: Path = PROC) -> float | None:
     # fields[0] is the state (field 3 of stat); utime and stime are fields 14 and 15
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 class CpuMeter:

@@ -27,7 +27,7 @@ from typing import Any, Callable, Sequence
 
 import orjson
 
-from scoring.features import SLIDE_POSITION_COLUMN, FeatureConfig, PostFeatures, post_features
+from scoring.features import SLIDE_POSITION_COLUMN, FeatureConfig, PostFeatures, post_features, slide_position
 from scoring.matching import Matcher, MatchResult
 from scoring.watchlist import GENERAL, Watchlist
 from yuqing.post import Post, PostError, parse_post_strict
@@ -212,13 +212,15 @@ class PostScorer:
                 column[i] = value
             ids = [self.key_ids[pair] for pair in dict.fromkeys(match.pairs)]
             kinds[i], keys[i] = "S", ids
-            for brand in match.brands:
+            record = scored_record(post, match, sentiment, negative, ingested_at)
+            for brand in record["brands"]:  # MatchResult.brands is built anew on each use
                 by_brand[brand] = by_brand.get(brand, 0) + 1
-            payloads[i] = orjson.dumps(scored_record(post, match, sentiment, negative, ingested_at))
+            payloads[i] = orjson.dumps(record)
             weight = example_weight(negative, row.reach, row.engagement)
             hit_rows[i] = (post, negative, row)
-            slide = (ts if timestamps_ms is None else int(timestamps_ms[i])) // self.slide_ms
-            positions[i] = slide % self.window_slides
+            event_ms = ts if timestamps_ms is None else int(timestamps_ms[i])
+            slide = event_ms // self.slide_ms
+            positions[i] = slide_position(event_ms, self.slide_ms, self.window_slides)
             for key_id in ids:
                 held = best.get((key_id, slide))
                 if (held is None or weight > held[0]
