@@ -223,10 +223,15 @@ def make_score_udf(cfg: JobConfig, base64_input: bool = False):
 def _make_window_scorer(cfg: JobConfig, alerts_tag):
     from pyflink.common import Types
     from pyflink.datastream import KeyedProcessFunction
-    from pyflink.datastream.state import ValueStateDescriptor
+    from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
     class WindowScorer(KeyedProcessFunction):
-        """Per (brand, category): WindowStats -> Assessment (+ AlertEvent), state in Flink."""
+        """Per (brand, category): WindowStats -> Assessment (+ AlertEvent), state in Flink.
+
+        Two states: the key's (baseline, alert, history, examples), decoded and written once
+        per timer however many windows it scores, and the windows waiting for the watermark,
+        one map entry each (kept in one JSON value, a backlog's arrivals and timers
+        re-encoded it per window: most of this operator's CPU)."""
 
         def __init__(self, config: dict[str, Any]):
             self.config = config
@@ -240,6 +245,11 @@ def _make_window_scorer(cfg: JobConfig, alerts_tag):
             self.watchlist = load_watchlist(self.cfg.watchlist_path)
             self.playbooks = load_playbooks()
             self.state = runtime_context.get_state(ValueStateDescriptor("key_state", Types.STRING()))
+            # window end (epoch ms) -> the window's row: one entry per window, so a watermark
+            # that jumps over many slides (a backlog) costs one entry each, not a list re-encoded
+            # per window
+            self.waiting = runtime_context.get_map_state(
+                MapStateDescriptor("waiting_windows", Types.LONG(), Types.STRING()))
             self.metrics = _worker_metrics(self.cfg, "window")
 
         def process_element(self, row, ctx):
@@ -252,9 +262,7 @@ def _make_window_scorer(cfg: JobConfig, alerts_tag):
             values["last_slide_posts"] = newest_slide_posts(values, end_ms, slide_ms, self.cfg.window_slides)
             for position in range(self.cfg.window_slides):
                 values.pop(slide_count_name(position), None)
-            stored = json.loads(self.state.value() or "{}")
-            stored.setdefault("pending", []).append(values)
-            self.state.update(json.dumps(stored, ensure_ascii=False))
+            self.waiting.put(end_ms, json.dumps(values, ensure_ascii=False))
             ctx.timer_service().register_event_time_timer(end_ms)
 
         def on_timer(self, timestamp, ctx):
@@ -265,50 +273,59 @@ def _make_window_scorer(cfg: JobConfig, alerts_tag):
             from scoring.features import WindowStats
 
             stored = json.loads(self.state.value() or "{}")
-            pending = stored.get("pending") or []
-            due = sorted((v for v in pending if int(v["window_end_ms"]) <= timestamp),
-                         key=lambda v: int(v["window_end_ms"]))
-            if due:
-                stored["pending"] = [v for v in pending if int(v["window_end_ms"]) > timestamp]
-                self.state.update(json.dumps(stored, ensure_ascii=False))
+            due_ends = sorted(end for end in self.waiting.keys() if end <= timestamp)
+            due = [json.loads(self.waiting.get(end)) for end in due_ends]
+            for end in due_ends:
+                self.waiting.remove(end)
+            # plan-3 checkpoints of earlier releases kept the waiting windows in the key's state
+            changed = "pending" in stored
+            for values in stored.pop("pending", None) or []:
+                if int(values["window_end_ms"]) <= timestamp:
+                    due.append(values)
+                else:
+                    self.waiting.put(int(values["window_end_ms"]), json.dumps(values, ensure_ascii=False))
+            due.sort(key=lambda v: int(v["window_end_ms"]))
+            brand, category = ctx.get_current_key().split(US, 1)
             for values in due:
                 values = dict(values)
                 example = decode_example(values.pop("example", None))
                 stats = WindowStats.from_row(values)
                 # the watermark may have jumped over slides with no window for this key
-                yield from self._silence(stats.window_end_ms, ctx)
-                yield from self._score(stats, example, ctx)
-            yield from self._silence(timestamp + 1, ctx)
+                for out in self._silence(stored, brand, category, stats.window_end_ms, ctx):
+                    changed = True
+                    yield out
+                yield from self._score(stored, stats, example, ctx)
+                changed = True
+            for out in self._silence(stored, brand, category, timestamp + 1, ctx):
+                changed = True
+                yield out
+            if changed:
+                self.state.update(json.dumps(stored, ensure_ascii=False))
 
-        def _silence(self, before_end_ms, ctx):
+        def _silence(self, stored, brand, category, before_end_ms, ctx):
             """Empty windows of an elevated key, from its last window up to before_end_ms
             (the engine's `_fill_silence`)."""
             from scoring.engine import KeyState
             from scoring.features import WindowStats
 
-            slide_ms, size_ms = self.cfg.window_slide_s * 1000, self.cfg.window_size_s * 1000
-            stored = json.loads(self.state.value() or "{}")
             if "last_end" not in stored:
                 return
-            brand, category = ctx.get_current_key().split(US, 1)
+            slide_ms, size_ms = self.cfg.window_slide_s * 1000, self.cfg.window_size_s * 1000
             end = stored["last_end"] + slide_ms
-            level = KeyState.from_dict(stored.get("key")).alert.level
-            while level != "low" and end < before_end_ms:
-                yield from self._score(WindowStats(brand, category, end - size_ms, end), None, ctx)
-                level = KeyState.from_dict(json.loads(self.state.value())["key"]).alert.level
+            while KeyState.from_dict(stored.get("key")).alert.level != "low" and end < before_end_ms:
+                yield from self._score(stored, WindowStats(brand, category, end - size_ms, end), None, ctx)
                 end += slide_ms
 
-        def _score(self, stats, example, ctx):
+        def _score(self, stored, stats, example, ctx):
+            """Scores one window into `stored` (the caller writes it back once)."""
             from scoring.engine import KeyState, score_window
 
-            stored = json.loads(self.state.value() or "{}")
             examples = _merge_examples(stored.get("examples", []), example, stats, self.cfg.examples)
             assessment, event, new_state = score_window(
                 stats, KeyState.from_dict(stored.get("key")), self.watchlist, self.risk, self.playbooks,
                 [e["example"] for e in examples],
                 computed_at=datetime.now(timezone.utc).isoformat())
             stored.update({"key": new_state.to_dict(), "examples": examples, "last_end": stats.window_end_ms})
-            self.state.update(json.dumps(stored, ensure_ascii=False))
             if new_state.alert.level != "low":
                 ctx.timer_service().register_event_time_timer(stats.window_end_ms + self.cfg.window_slide_s * 1000)
             record = assessment.to_dict()
