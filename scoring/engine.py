@@ -47,7 +47,7 @@ class KeyState:
     def from_dict(cls, data: dict[str, Any] | None) -> "KeyState":
         data = data or {}
         return cls(Baseline.from_dict(data.get("baseline")), AlertState.from_dict(data.get("alert")),
-                   tuple(int(x) for x in data.get("history") or ()), data.get("history_end_ms"))
+                   tuple(map(int, data.get("history") or ())), data.get("history_end_ms"))
 
 
 HISTORY_SLIDES = 120  # two hours of one-minute slides feed the forecast

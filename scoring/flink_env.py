@@ -33,9 +33,12 @@ def _prune_dead_runs(parent: Path) -> None:
             shutil.rmtree(child, ignore_errors=True)
 
 
+JIT_OPTIONS = {"c1": "-XX:TieredStopAtLevel=1", "tiered": ""}
+
+
 def local_jvm_args(settings: Settings, current: str, tmp: Path) -> str:
-    """JVM_ARGS for the local mini-cluster's JVM: temp dir and heap cap, unless the user's
-    JVM_ARGS already set them."""
+    """JVM_ARGS for the local mini-cluster's JVM: temp dir, heap cap and JIT, unless the
+    user's JVM_ARGS already set them."""
     opts = current.strip()
     if "java.io.tmpdir" not in opts:
         opts = f"{opts} -Djava.io.tmpdir={tmp}".strip()
@@ -45,6 +48,13 @@ def local_jvm_args(settings: Settings, current: str, tmp: Path) -> str:
 
             raise ConfigError(f"flink.local_heap_mb: at least 256 (MiB), got {settings.flink.local_heap_mb}")
         opts = f"{opts} -Xmx{settings.flink.local_heap_mb}m"
+    jit = settings.flink.local_jit
+    if jit not in JIT_OPTIONS:
+        from yuqing.config import ConfigError
+
+        raise ConfigError(f"flink.local_jit: one of {', '.join(JIT_OPTIONS)}, got {jit!r}")
+    if JIT_OPTIONS[jit] and "Tiered" not in opts:
+        opts = f"{opts} {JIT_OPTIONS[jit]}"
     return opts
 
 

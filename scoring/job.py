@@ -270,9 +270,11 @@ def _make_window_scorer(cfg: JobConfig, alerts_tag):
             with no window by `timestamp`, the empty ones, so that a key whose posts
             stopped can fall back (and stop paging)."""
             from scoring.batch import decode_example
+            from scoring.engine import KeyState
             from scoring.features import WindowStats
 
             stored = json.loads(self.state.value() or "{}")
+            stored["key"] = KeyState.from_dict(stored.get("key"))  # decoded once, encoded once
             due_ends = sorted(end for end in self.waiting.keys() if end <= timestamp)
             due = [json.loads(self.waiting.get(end)) for end in due_ends]
             for end in due_ends:
@@ -300,32 +302,32 @@ def _make_window_scorer(cfg: JobConfig, alerts_tag):
                 changed = True
                 yield out
             if changed:
+                stored["key"] = stored["key"].to_dict()
                 self.state.update(json.dumps(stored, ensure_ascii=False))
 
         def _silence(self, stored, brand, category, before_end_ms, ctx):
             """Empty windows of an elevated key, from its last window up to before_end_ms
             (the engine's `_fill_silence`)."""
-            from scoring.engine import KeyState
             from scoring.features import WindowStats
 
             if "last_end" not in stored:
                 return
             slide_ms, size_ms = self.cfg.window_slide_s * 1000, self.cfg.window_size_s * 1000
             end = stored["last_end"] + slide_ms
-            while KeyState.from_dict(stored.get("key")).alert.level != "low" and end < before_end_ms:
+            while stored["key"].alert.level != "low" and end < before_end_ms:
                 yield from self._score(stored, WindowStats(brand, category, end - size_ms, end), None, ctx)
                 end += slide_ms
 
         def _score(self, stored, stats, example, ctx):
             """Scores one window into `stored` (the caller writes it back once)."""
-            from scoring.engine import KeyState, score_window
+            from scoring.engine import score_window
 
             examples = _merge_examples(stored.get("examples", []), example, stats, self.cfg.examples)
             assessment, event, new_state = score_window(
-                stats, KeyState.from_dict(stored.get("key")), self.watchlist, self.risk, self.playbooks,
+                stats, stored["key"], self.watchlist, self.risk, self.playbooks,
                 [e["example"] for e in examples],
                 computed_at=datetime.now(timezone.utc).isoformat())
-            stored.update({"key": new_state.to_dict(), "examples": examples, "last_end": stats.window_end_ms})
+            stored.update({"key": new_state, "examples": examples, "last_end": stats.window_end_ms})
             if new_state.alert.level != "low":
                 ctx.timer_service().register_event_time_timer(stats.window_end_ms + self.cfg.window_slide_s * 1000)
             record = assessment.to_dict()

@@ -100,6 +100,13 @@ class FlinkSettings:
     # JVM takes a quarter of the machine's RAM and grows towards it under load (1.9 GiB peak
     # on a 100k-post burst, 1.2 GiB with this cap, same speed)
     local_heap_mb: int = 1024
+    # JIT of that JVM: "c1" (client compiler only) or "tiered" (the JVM's default, C1 then C2).
+    # A local run lasts minutes, and C2 kept recompiling Flink's and Kafka's big inlined
+    # methods for all of them (~1 s of CPU each; 70 us of CPU per post on a 300k-post run, a
+    # fifth of the job). C1's code is slower (the source chain took 1.6x its CPU) and
+    # still a third less JVM CPU per post. A cluster's TaskManagers run for weeks: there
+    # the default is right (their JVM options are the cluster's, not these).
+    local_jit: str = "c1"
     request_timeout_s: float = 10.0
 
     @property

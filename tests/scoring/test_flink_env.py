@@ -14,11 +14,12 @@ TMP = Path("/state/tmp/flink/run-1")
 
 def test_defaults_cap_the_heap_and_move_temp_files():
     args = local_jvm_args(Settings(), "", TMP).split()
-    assert args == [f"-Djava.io.tmpdir={TMP}", f"-Xmx{Settings().flink.local_heap_mb}m"]
+    assert args == [f"-Djava.io.tmpdir={TMP}", f"-Xmx{Settings().flink.local_heap_mb}m", "-XX:TieredStopAtLevel=1"]
 
 
 def test_the_users_jvm_args_win():
-    assert local_jvm_args(Settings(), "-Xmx3g -Djava.io.tmpdir=/x", TMP) == "-Xmx3g -Djava.io.tmpdir=/x"
+    assert (local_jvm_args(Settings(), "-Xmx3g -Djava.io.tmpdir=/x -XX:-TieredCompilation", TMP)
+            == "-Xmx3g -Djava.io.tmpdir=/x -XX:-TieredCompilation")
     assert local_jvm_args(Settings(), " -XX:+UseG1GC ", TMP).split()[0] == "-XX:+UseG1GC"
 
 
@@ -29,3 +30,12 @@ def test_configured_heap_is_used_and_checked():
     tiny = replace(settings, flink=replace(settings.flink, local_heap_mb=64))
     with pytest.raises(ConfigError, match="local_heap_mb"):
         local_jvm_args(tiny, "", TMP)
+
+
+def test_jit_choice_is_applied_and_checked():
+    settings = Settings()
+    tiered = replace(settings, flink=replace(settings.flink, local_jit="tiered"))
+    assert not any("Tiered" in arg for arg in local_jvm_args(tiered, "", TMP).split())
+    wrong = replace(settings, flink=replace(settings.flink, local_jit="c2"))
+    with pytest.raises(ConfigError, match="local_jit.*c1, tiered.*'c2'"):
+        local_jvm_args(wrong, "", TMP)
