@@ -152,10 +152,14 @@ class ClickHouseWriter:
         found: set[str] = set()
         for i in range(0, len(ids), EXISTS_CHUNK):
             chunk = list(ids[i:i + EXISTS_CHUNK])
+            # the ids go as an external table (a native column), not as an escaped IN literal:
+            # a quarter of the client CPU, and nothing for the server to parse
+            wanted = [{"id": pid} for pid in chunk]
             rows = self._with_retries(
                 "post id lookup", "posts",
-                lambda c: c.execute(f"SELECT id FROM {self.database}.posts WHERE id IN %(ids)s",
-                                    {"ids": tuple(chunk)}),
+                lambda c: c.execute(f"SELECT id FROM {self.database}.posts WHERE id IN wanted_ids",
+                                    external_tables=[{"name": "wanted_ids", "structure": [("id", "String")],
+                                                      "data": wanted}]),
                 on_wait,
             )
             found.update(r[0] for r in rows)

@@ -153,3 +153,14 @@ def test_query_command_binds_parameters(analyst_db):
     assert out.returncode == 1 and "readonly" in out.stderr.lower()
     out = run_yuqing(["query", "SELECT %(missing)s"], analyst_db)
     assert out.returncode == 2 and "--param missing" in out.stderr
+
+
+def test_replay_dedup_matches_ids_with_quotes_backslashes_and_cjk(migrated_db):
+    awkward = ["it's", "back\\slash", "帖子-1", "tab\there", "'; DROP TABLE posts; --", "%(ids)s"]
+    rows = [(pid,) + post_row(scored_post(i))[1:] for i, pid in enumerate(awkward)]
+    writer = ClickHouseWriter(migrated_db.clickhouse).connect()
+    assert writer.insert("posts", rows).inserted == len(awkward)
+    assert writer.existing_post_ids(awkward + ["absent"]) == set(awkward)
+    replay = writer.insert("posts", rows)
+    assert (replay.inserted, replay.duplicates) == (0, len(awkward))
+    assert count(migrated_db, "SELECT count() FROM posts") == len(awkward)
