@@ -216,8 +216,46 @@ HOLDOUT_MIN = 15
 
 
 def _all_fits(counts: np.ndarray, weights: np.ndarray) -> list[_Fit]:
-    specs = [(p, False) for p in PHI_GRID] + [(p, True) for p in PHI_GRID if p < 1.0]
-    return [f for f in (_fit_phi(counts, weights, p, tr) for p, tr in specs) if f]
+    plain = _fit_many(counts, weights, PHI_GRID, trend=False)
+    trended = _fit_many(counts, weights, tuple(p for p in PHI_GRID if p < 1.0), trend=True)
+    return [f for f in plain + trended if f]
+
+
+def _fit_many(counts: np.ndarray, weights: np.ndarray, phis: Sequence[float], trend: bool) -> list[_Fit | None]:
+    """`_fit_phi` for every phi at once: the same IRLS steps on stacked designs, each phi
+    stopping at its own convergence. One forecast fits 135 models; one at a time they took
+    ~100 ms, on the window scorer's thread, when an alert is raised."""
+    n = len(counts)
+    t = np.arange(n)
+    xs = np.stack([_s(t, phi) - _s(np.array([n - 1]), phi)[0] for phi in phis])
+    cols = [np.ones_like(xs), xs] + ([np.broadcast_to(t - (n - 1.0), xs.shape)] if trend else [])
+    design = np.stack(cols, axis=2)  # (phi, minute, column)
+    m = len(phis)
+    mu = np.repeat(np.maximum(counts, 0.5)[None, :], m, axis=0)
+    eta = np.log(mu)
+    theta = np.zeros((m, len(cols)))
+    active = np.ones(m, dtype=bool)
+    try:
+        for _ in range(50):
+            z = eta + (counts - mu) / mu
+            xtw = design.transpose(0, 2, 1) * (weights * mu)[:, None, :]
+            new = np.linalg.solve(xtw @ design, (xtw @ z[:, :, None]))[:, :, 0]
+            new_eta = np.clip((design @ new[:, :, None])[:, :, 0], -20.0, 20.0)
+            done = np.max(np.abs(new - theta), axis=1) < 1e-8
+            theta[active], eta[active] = new[active], new_eta[active]
+            mu[active] = np.exp(new_eta[active])
+            active &= ~done
+            if not active.any():
+                break
+        xtw = design.transpose(0, 2, 1) * (weights * mu)[:, None, :]
+        cov = np.linalg.inv(xtw @ design)
+    except np.linalg.LinAlgError:  # a singular design: fit one by one, dropping only that phi
+        return [_fit_phi(counts, weights, phi, trend) for phi in phis]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        term = np.where(counts > 0, counts * np.log(counts / mu), 0.0)
+    deviance = 2.0 * np.sum(weights * (term - (counts - mu)), axis=1)
+    pearson = np.sum(weights * (counts - mu) ** 2 / mu, axis=1)
+    return [_Fit(float(phi), theta[i], cov[i], float(deviance[i]), float(pearson[i])) for i, phi in enumerate(phis)]
 
 
 def _aic(fit: _Fit, dispersion: float) -> float:

@@ -121,3 +121,23 @@ def test_posts_to_reach_inverts_the_risk_model():
     assert posts_to_reach(stats, base, 0.9, "low", cfg) == 30.0  # already there
     quiet = WindowStats("快送", "general", 0, 600_000, posts=5, distinct_platforms=1)
     assert posts_to_reach(quiet, base, 0.0, "high", cfg) is None  # no severity: never high
+
+
+def test_stacked_fits_equal_the_one_by_one_fits():
+    """`_fit_many` must be `_fit_phi` for each phi, stopping at each phi's own convergence."""
+    from scoring.forecast import PHI_GRID, _fit_many, _fit_phi
+
+    rng = np.random.default_rng(3)
+    for n in (5, 17, 60, 120):
+        counts = rng.poisson(4.0 * np.exp(0.04 * np.arange(n))).astype(float)
+        counts[: n // 3] = 0  # quiet start: some phis converge much later than others
+        weights = 0.5 ** (((n - 1) - np.arange(n)) / 30.0)
+        for trend in (False, True):
+            phis = tuple(p for p in PHI_GRID if p < 1.0 or not trend)
+            for one, many in zip((_fit_phi(counts, weights, p, trend) for p in phis),
+                                 _fit_many(counts, weights, phis, trend)):
+                assert one.phi == many.phi
+                np.testing.assert_allclose(many.theta, one.theta, rtol=1e-12, atol=1e-12)
+                np.testing.assert_allclose(many.cov, one.cov, rtol=1e-12, atol=1e-12)
+                assert many.deviance == pytest.approx(one.deviance, rel=1e-12, abs=1e-12)
+                assert many.pearson == pytest.approx(one.pearson, rel=1e-12, abs=1e-12)
