@@ -26,6 +26,8 @@ class KafkaSettings:
     port: int = 19092
     controller_port: int = 19093
     heap_mb: int = 768
+    # the local broker keeps at most this much per partition, however old (see components.py)
+    retention_mb_per_partition: int = 1024
     raw_topic: str = "posts.raw"
     raw_partitions: int = 3
     dlq_topic: str = "posts.dlq"

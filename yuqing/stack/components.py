@@ -110,7 +110,12 @@ def _kafka_prepare(s: Settings) -> None:
                 "transaction.state.log.min.isr=1",
                 "group.initial.rebalance.delay.ms=0",
                 "auto.create.topics.enable=false",
-                "log.retention.hours=168",
+                # Retention by size, not age: Kafka ages a record by its timestamp, which is
+                # the post's published_at (the job's event time), so with an age limit a
+                # replay or backfill of posts older than the limit - and every fixed-date
+                # test sample, a week after its date - is deleted before it is scored.
+                "log.retention.ms=-1",
+                f"log.retention.bytes={s.kafka.retention_mb_per_partition * 1024 * 1024}",
                 "message.max.bytes=4194304",
                 "",
             ]

@@ -160,3 +160,15 @@ def test_alertmanager_accepts_an_alert(alertmanager_url):
                                 timeout=5) as resp:
         alerts = json.load(resp)
     assert [a["labels"]["brand"] for a in alerts] == ["快送"]
+
+
+def test_broker_retains_by_size_not_by_record_age(kafka_bootstrap, thousand_posts_topic):
+    """Record timestamps are the posts' published_at: an age limit would delete a backfill of
+    old posts (and every fixed-date test sample, a week later) before it is scored."""
+    from confluent_kafka.admin import AdminClient, ConfigResource
+
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    futures = admin.describe_configs([ConfigResource("topic", thousand_posts_topic)], request_timeout=10)
+    entries = next(iter(futures.values())).result(timeout=15)
+    assert entries["retention.ms"].value == "-1"
+    assert int(entries["retention.bytes"].value) > 0
