@@ -91,6 +91,7 @@ class ClickHouseSink:
         self._stash: list[Record] = []  # records polled while paused (after a rebalance)
         self._assigned: set[tuple[str, int]] = set()
         self._paused: set[tuple[str, int]] = set()
+        self._last_error: tuple[str, float] = ("", 0.0)
 
     def _make_consumer(self) -> Consumer:
         k = self.settings.kafka
@@ -156,8 +157,12 @@ class ClickHouseSink:
             if error is None:
                 records.append(Record(msg.topic(), msg.partition(), msg.offset(), msg.value()))
             elif error.code() != KafkaError._PARTITION_EOF:
-                # librdkafka reconnects and retries by itself; this only says what happened
-                log.warning("kafka: %s", error)
+                # librdkafka reconnects and retries by itself; this only says what happened,
+                # once per distinct error and then every 30 s (a broker down repeats it per poll)
+                now = time.monotonic()
+                if str(error) != self._last_error[0] or now - self._last_error[1] >= 30.0:
+                    log.warning("kafka: %s", error)
+                    self._last_error = (str(error), now)
         return records
 
     # -- main loop ----------------------------------------------------------------
