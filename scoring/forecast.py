@@ -80,39 +80,11 @@ def _s(t: np.ndarray, phi: float) -> np.ndarray:
 
 
 def _fit_phi(counts: np.ndarray, weights: np.ndarray, phi: float, trend: bool = False) -> _Fit | None:
-    n = len(counts)
-    t = np.arange(n)
-    x = _s(t, phi) - _s(np.array([n - 1]), phi)[0]  # 0 at the last minute: a = current log rate
-    # phi < 1 adds a steady trend c: growth b*phi^t + c can turn into a decline after a peak
-    cols = [np.ones(n), x, t - (n - 1.0)] if trend else [np.ones(n), x]
-    design = np.column_stack(cols)
-    mu = np.maximum(counts, 0.5)
-    eta = np.log(mu)
-    theta = np.zeros(len(cols))
-    for _ in range(50):
-        z = eta + (counts - mu) / mu  # working response of the log link
-        w = weights * mu
-        xtw = design.T * w
-        try:
-            new = np.linalg.solve(xtw @ design, xtw @ z)
-        except np.linalg.LinAlgError:
-            return None
-        eta = np.clip(design @ new, -20.0, 20.0)
-        mu = np.exp(eta)
-        done = np.max(np.abs(new - theta)) < 1e-8
-        theta = new
-        if done:
-            break
-    with np.errstate(divide="ignore", invalid="ignore"):
-        term = np.where(counts > 0, counts * np.log(counts / mu), 0.0)
-    deviance = float(2.0 * np.sum(weights * (term - (counts - mu))))
-    pearson = float(np.sum(weights * (counts - mu) ** 2 / mu))
-    xtw = design.T * (weights * mu)
+    """One model; None if its design is singular."""
     try:
-        cov = np.linalg.inv(xtw @ design)
+        return _irls(counts, weights, (phi,), trend)[0]
     except np.linalg.LinAlgError:
         return None
-    return _Fit(phi, theta, cov, deviance, pearson)
 
 
 def _future_log_mu(fit: _Fit, theta: np.ndarray, n: int, horizon: int) -> np.ndarray:
@@ -222,12 +194,22 @@ def _all_fits(counts: np.ndarray, weights: np.ndarray) -> list[_Fit]:
 
 
 def _fit_many(counts: np.ndarray, weights: np.ndarray, phis: Sequence[float], trend: bool) -> list[_Fit | None]:
-    """`_fit_phi` for every phi at once: the same IRLS steps on stacked designs, each phi
-    stopping at its own convergence. One forecast fits 135 models; one at a time they took
-    ~100 ms, on the window scorer's thread, when an alert is raised."""
+    """`_fit_phi` for every phi at once. One forecast fits 135 models; one at a time they
+    took ~100 ms, on the window scorer's thread, when an alert is raised."""
+    try:
+        return _irls(counts, weights, phis, trend)
+    except np.linalg.LinAlgError:  # a singular design: fit one by one, dropping only that phi
+        return [_fit_phi(counts, weights, phi, trend) for phi in phis]
+
+
+def _irls(counts: np.ndarray, weights: np.ndarray, phis: Sequence[float], trend: bool) -> list[_Fit]:
+    """Quasi-Poisson IRLS on the log link for each phi, on stacked designs, each phi stopping
+    at its own convergence; raises LinAlgError if any design is singular."""
     n = len(counts)
     t = np.arange(n)
+    # 0 at the last minute: a = current log rate
     xs = np.stack([_s(t, phi) - _s(np.array([n - 1]), phi)[0] for phi in phis])
+    # phi < 1 adds a steady trend c: growth b*phi^t + c can turn into a decline after a peak
     cols = [np.ones_like(xs), xs] + ([np.broadcast_to(t - (n - 1.0), xs.shape)] if trend else [])
     design = np.stack(cols, axis=2)  # (phi, minute, column)
     m = len(phis)
@@ -235,22 +217,19 @@ def _fit_many(counts: np.ndarray, weights: np.ndarray, phis: Sequence[float], tr
     eta = np.log(mu)
     theta = np.zeros((m, len(cols)))
     active = np.ones(m, dtype=bool)
-    try:
-        for _ in range(50):
-            z = eta + (counts - mu) / mu
-            xtw = design.transpose(0, 2, 1) * (weights * mu)[:, None, :]
-            new = np.linalg.solve(xtw @ design, (xtw @ z[:, :, None]))[:, :, 0]
-            new_eta = np.clip((design @ new[:, :, None])[:, :, 0], -20.0, 20.0)
-            done = np.max(np.abs(new - theta), axis=1) < 1e-8
-            theta[active], eta[active] = new[active], new_eta[active]
-            mu[active] = np.exp(new_eta[active])
-            active &= ~done
-            if not active.any():
-                break
+    for _ in range(50):
+        z = eta + (counts - mu) / mu  # working response of the log link
         xtw = design.transpose(0, 2, 1) * (weights * mu)[:, None, :]
-        cov = np.linalg.inv(xtw @ design)
-    except np.linalg.LinAlgError:  # a singular design: fit one by one, dropping only that phi
-        return [_fit_phi(counts, weights, phi, trend) for phi in phis]
+        new = np.linalg.solve(xtw @ design, (xtw @ z[:, :, None]))[:, :, 0]
+        new_eta = np.clip((design @ new[:, :, None])[:, :, 0], -20.0, 20.0)
+        done = np.max(np.abs(new - theta), axis=1) < 1e-8
+        theta[active], eta[active] = new[active], new_eta[active]
+        mu[active] = np.exp(new_eta[active])
+        active &= ~done
+        if not active.any():
+            break
+    xtw = design.transpose(0, 2, 1) * (weights * mu)[:, None, :]
+    cov = np.linalg.inv(xtw @ design)
     with np.errstate(divide="ignore", invalid="ignore"):
         term = np.where(counts > 0, counts * np.log(counts / mu), 0.0)
     deviance = 2.0 * np.sum(weights * (term - (counts - mu)), axis=1)

@@ -124,7 +124,7 @@ def test_posts_to_reach_inverts_the_risk_model():
 
 
 def test_stacked_fits_equal_the_one_by_one_fits():
-    """`_fit_many` must be `_fit_phi` for each phi, stopping at each phi's own convergence."""
+    """Stacked, each phi must fit as it does alone: it stops at its own convergence."""
     from scoring.forecast import PHI_GRID, _fit_many, _fit_phi
 
     rng = np.random.default_rng(3)
