@@ -134,7 +134,6 @@ def read_cpu_s(pid: int, proc: Path = PROC) -> float | None:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-
 class CpuMeter:
     """CPU seconds used by named process trees between two marks.
 

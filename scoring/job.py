@@ -288,8 +288,7 @@ def _make_window_scorer(cfg: JobConfig, alerts_tag):
                     self.waiting.put(int(values["window_end_ms"]), json.dumps(values, ensure_ascii=False))
             due.sort(key=lambda v: int(v["window_end_ms"]))
             brand, category = ctx.get_current_key().split(US, 1)
-            for values in due:
-                values = dict(values)
+            for values in due:  # freshly decoded: ours to change
                 example = decode_example(values.pop("example", None))
                 stats = WindowStats.from_row(values)
                 # the watermark may have jumped over slides with no window for this key

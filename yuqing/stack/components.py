@@ -82,6 +82,8 @@ def _kafka_dir(s: Settings) -> Path:
 
 
 def _kafka_prepare(s: Settings) -> None:
+    if s.kafka.retention_mb_per_partition < 1:  # 0 bytes would delete every record
+        raise StackError(f"kafka.retention_mb_per_partition: at least 1 (MiB), got {s.kafka.retention_mb_per_partition}")
     require_binary("java", "install a Java 17+ runtime (apt-get install openjdk-17-jre-headless)")
     jars = s.lib_dir / "kafka"
     if not any(jars.glob("kafka_2.13-*.jar")):

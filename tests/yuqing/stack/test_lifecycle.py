@@ -132,3 +132,12 @@ def test_crashing_component_reports_its_log(tmp_path, monkeypatch):
     with pytest.raises(StackError, match=r"prometheus exited during start-up; see .*prometheus.log"):
         manager.up(settings, ["prometheus"], on_progress=lambda m: None)
     assert manager.status(settings, ["prometheus"])[0].state == "stopped"
+
+
+def test_kafka_refuses_a_retention_that_would_delete_every_record(tmp_path):
+    from yuqing.stack.components import _kafka_prepare
+
+    settings = load_settings(env={"YUQING_STATE_DIR": str(tmp_path), "YUQING_KAFKA_RETENTION_MB_PER_PARTITION": "0"})
+    with pytest.raises(StackError, match="retention_mb_per_partition: at least 1"):
+        _kafka_prepare(settings)
+    assert not (tmp_path / "kafka" / "server.properties").exists()
