@@ -109,13 +109,35 @@ def resources(sampler, wb) -> dict:
             "stack_simultaneous_rss_mib": round(sampler.simultaneous_peak_kib / 1024, 1)}
 
 
+def machine_info(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict:
+    """What the figures were measured on. Machines of one "kind" here differed 3.4x in the
+    plain loop's speed between two sessions (docs/bench.md, session 6): posts/s only compare
+    beside the processor and the plain loop."""
+    info: dict = {"cpus": os.cpu_count(), "load_avg_at_start": os.getloadavg(),
+                  "python": platform.python_version()}
+    try:
+        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return info
+    first = {}
+    for line in text.splitlines():
+        if not line.strip():
+            break  # the first processor's block is enough
+        key, _, value = line.partition(":")
+        first[key.strip()] = value.strip()
+    for key, name in (("model name", "cpu_model"), ("cpu family", "cpu_family"), ("model", "cpu_model_number"),
+                      ("cpu MHz", "cpu_mhz")):
+        if first.get(key):
+            info[name] = first[key]
+    return info
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     from bench import report
 
     results: dict = {"started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "argv": sys.argv[1:],
-                     "machine": {"cpus": os.cpu_count(), "load_avg_at_start": os.getloadavg(),
-                                 "python": platform.python_version()}}
+                     "machine": machine_info()}
     if "sentiment" in args.phases:
         results.update(sentiment_and_matcher())
     if args.phases & {"throughput", "latency"}:

@@ -75,6 +75,10 @@ def render(results: dict[str, Any]) -> str:
               {True: "PASS", False: "FAIL", None: "not run"}[r["pass"]]] for r in target_rows(results)]
     out.append(table(trows, ["target", "wanted", "measured", "result"]))
     detail = []
+    machine = results.get("machine") or {}
+    if machine.get("cpu_model"):
+        detail.append(["machine", f"{machine.get('cpus')} x {machine['cpu_model']}"
+                       + (f" ({float(machine['cpu_mhz']):,.0f} MHz)" if machine.get("cpu_mhz") else "")])
     for key, label, unit in DETAIL:
         if results.get(key) is not None:
             detail.append([label, fmt(results[key], unit)])
@@ -102,6 +106,7 @@ DETAIL = (
     ("ratio_to_plain_loop", "pipeline / plain loop", "x"),
     ("cpu_us_per_post_total", "CPU per post, whole machine (first output -> all stored)", "µs"),
     ("cpu_cores_busy", "cores busy meanwhile (of 2)", ""),
+    ("cpu_bound_posts_per_s", "posts/s at that CPU per post if every core were busy", "posts/s"),
     ("cpu_per_post_in_plain_loops", "CPU per post / plain loop's CPU per post", "x"),
     ("sink_rows_per_s", "ClickHouse sink rows/s (all tables)", "rows/s"),
     ("sink_drain_s", "sink backlog after the job's last assessment", "s"),

@@ -56,3 +56,17 @@ def test_cpu_lines_skip_processes_that_used_no_cpu():
     assert "CPU per post, job/java" in text and "CPU per post, sink" in text
     assert "job/bash" not in text
     assert text.index("CPU per post, job ") < text.index("CPU per post, sink")  # largest first
+
+
+def test_machine_info_reads_the_first_processor(tmp_path):
+    from bench.__main__ import machine_info
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\ncpu family\t: 6\nmodel\t\t: 167\nmodel name\t: Test CPU\n"
+                       "cpu MHz\t\t: 2599.996\n\nprocessor\t: 1\nmodel name\t: Other CPU\n")
+    info = machine_info(cpuinfo)
+    assert (info["cpu_model"], info["cpu_family"], info["cpu_model_number"], info["cpu_mhz"]) == (
+        "Test CPU", "6", "167", "2599.996")
+    assert "machine" in report.render({"machine": info}) and "Test CPU (2,600 MHz)" in report.render({"machine": info})
+    missing = machine_info(tmp_path / "absent")  # not Linux: the rest still recorded
+    assert "cpu_model" not in missing and missing["cpus"] >= 1
