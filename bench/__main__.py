@@ -1,6 +1,6 @@
 """`python -m bench`: Yuqing's benchmarks against the targets (docs/bench.md).
 
-    python -m bench [--posts N] [--only throughput|latency|resources|sentiment[,…]] [--json PATH]
+    python -m bench [--posts N] [--only throughput|latency|resources|floor|sentiment[,…]] [--json PATH]
 
 Starts the default local stack (what `yuqing stack up` starts; only what was not already
 running, and stops that again at the end), runs the phases, prints a table of targets
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bench.harness import say
 
-PHASES = ("throughput", "latency", "resources", "sentiment")
+PHASES = ("throughput", "latency", "resources", "floor", "sentiment")
 DEFAULT_JSON = Path(__file__).resolve().parent / "results.json"
 
 
@@ -30,7 +30,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--posts", type=int, default=1_000_000, help="posts for the throughput run (default 1,000,000)")
     parser.add_argument("--only", default=None, metavar="PHASE[,PHASE]",
                         help="run only these: throughput, latency, resources (= throughput + latency, "
-                             "which are sampled), sentiment (sentiment model and matcher speed; no stack)")
+                             "which are sampled), floor (the framework alone: bench/floor.py), "
+                             "sentiment (sentiment model and matcher speed; no stack)")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"results file (default {DEFAULT_JSON})")
     parser.add_argument("--trials", type=int, default=25, help="latency trials after one warm-up (default 25)")
     parser.add_argument("--burst", type=int, default=200, help="crisis posts per latency trial (default 200)")
@@ -140,7 +141,7 @@ def main(argv=None) -> int:
                      "machine": machine_info()}
     if "sentiment" in args.phases:
         results.update(sentiment_and_matcher())
-    if args.phases & {"throughput", "latency"}:
+    if args.phases & {"throughput", "latency", "floor"}:
         results.update(run_stack_phases(args))
     results["targets"] = report.target_rows(results)
     results["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
@@ -180,7 +181,12 @@ def run_stack_phases(args) -> dict:
         if "latency" in args.phases:
             out.update(latency.run(wb, trials=args.trials, burst=args.burst))
         sampler.stop()
-        out.update(resources(sampler, wb))
+        if "throughput" in args.phases or "latency" in args.phases:
+            out.update(resources(sampler, wb))
+        if "floor" in args.phases:  # last: the pipeline's memory figures are without it
+            from bench import floor
+
+            out.update(floor.run(wb, args.posts))
     finally:
         if sampler is not None:
             sampler.stop()

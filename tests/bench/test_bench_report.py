@@ -42,7 +42,8 @@ def test_metric_sum_reads_prometheus_text():
 def test_command_line():
     args = parse_args(["--only", "resources", "--posts", "5000"])
     assert args.phases == {"resources", "throughput", "latency"} and args.posts == 5000
-    assert parse_args([]).phases == {"throughput", "latency", "resources", "sentiment"}
+    assert parse_args([]).phases == {"throughput", "latency", "resources", "floor", "sentiment"}
+    assert parse_args(["--only", "floor"]).phases == {"floor"}
     for bad in (["--only", "speed"], ["--posts", "0"], ["--burst", "10"]):
         with pytest.raises(SystemExit) as exc:
             parse_args(bad)
