@@ -35,6 +35,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"results file (default {DEFAULT_JSON})")
     parser.add_argument("--trials", type=int, default=25, help="latency trials after one warm-up (default 25)")
     parser.add_argument("--burst", type=int, default=200, help="crisis posts per latency trial (default 200)")
+    parser.add_argument("--parallelism", type=int, default=1,
+                        help="the throughput job's parallelism (default 1; latency always runs 1)")
+    parser.add_argument("--python-worker", choices=("loopback", "process"), default="loopback",
+                        help="the throughput job's Python worker (default loopback; process: one per slot, "
+                             "see docs/bench.md 'Python workers')")
     parser.add_argument("--keep-stack", action="store_true", help="leave the services the bench started running")
     parser.add_argument("--keep-data", action="store_true", help="keep the bench topics and ClickHouse databases")
     parser.add_argument("--strict", action="store_true", help="exit 1 if a measured target is missed")
@@ -45,6 +50,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error(f"--only: unknown phase(s) {', '.join(sorted(unknown)) or '(none)'}; choose from {', '.join(PHASES)}")
     if args.posts < 1:
         parser.error("--posts must be at least 1")
+    if not 1 <= args.parallelism <= 8:
+        parser.error("--parallelism must be between 1 and 8")
     if not 1 <= args.trials <= 400:
         parser.error("--trials must be between 1 and 400")
     if args.burst < 50:
@@ -177,7 +184,8 @@ def run_stack_phases(args) -> dict:
 
         sampler = RssSampler(roots).start()
         if "throughput" in args.phases:
-            out.update(throughput.run(wb, args.posts))
+            out.update(throughput.run(wb, args.posts, parallelism=args.parallelism,
+                                      python_worker=args.python_worker))
         if "latency" in args.phases:
             out.update(latency.run(wb, trials=args.trials, burst=args.burst))
         sampler.stop()

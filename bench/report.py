@@ -95,6 +95,8 @@ def render(results: dict[str, Any]) -> str:
 
 DETAIL = (
     ("posts", "posts generated (throughput run)", ""),
+    ("job_parallelism", "throughput job: parallelism", ""),
+    ("job_python_worker", "throughput job: Python worker", ""),
     ("load_posts_per_s", "load into posts.raw (not a target)", "posts/s"),
     ("job_startup_s", "job start-up: spawn -> first scored post", "s"),
     ("job_posts_per_s", "job: first output -> last assessment", "posts/s"),

@@ -6,7 +6,8 @@ Steps (docs/bench.md has the exact definitions):
    timestamp = published_at) with kafka-python. Load, not measured.
 2. plain loop: `scoring.engine.Engine` with the same watchlist, risk settings and
    sentiment model over the same posts (JSON parse included), in this process.
-3. pipeline: `yuqing job run --bounded` (parallelism 1, thread mode) and
+3. pipeline: `yuqing job run --bounded` (parallelism 1 and the loopback Python worker
+   unless the bench was told otherwise; thread mode) and
    `yuqing sink clickhouse` start together, as in production; the bench only polls Kafka
    end offsets and the sink's /metrics twice a second (cheap: it never reads the posts).
 """
@@ -116,7 +117,8 @@ class OffsetWatch:
         self.consumer.close()
 
 
-def run_pipeline(wb: Workbench, topics: dict[str, str], database: str, n: int, timeout_s: float) -> dict:
+def run_pipeline(wb: Workbench, topics: dict[str, str], database: str, n: int, timeout_s: float,
+                 parallelism: int = 1, python_worker: str = "loopback") -> dict:
     """Start job + sink, poll until ClickHouse holds every output; return the timings."""
     settings = wb.settings
     pipeline = wb.pipeline("throughput", wb.env(topics, database))
@@ -136,7 +138,8 @@ def run_pipeline(wb: Workbench, topics: dict[str, str], database: str, n: int, t
     bench_cpu_first = bench_cpu_complete = time.process_time()
     t_spawn = time.monotonic()
     pipeline.start("job", "job", "run", "--watchlist", str(WATCHLIST), "--bounded", "--no-resume",
-                   "--parallelism", "1", "--python-mode", "thread", "--group-id", f"bench-{wb.tag}",
+                   "--parallelism", str(parallelism), "--python-worker", python_worker,
+                   "--python-mode", "thread", "--group-id", f"bench-{wb.tag}",
                    "--checkpoint-interval", "30")
     pipeline.start("sink", "sink", "clickhouse")
     sink_alive = check_alive(pipeline, "sink")
@@ -226,20 +229,21 @@ def run_pipeline(wb: Workbench, topics: dict[str, str], database: str, n: int, t
     }
 
 
-def run(wb: Workbench, n: int, progress=say) -> dict:
+def run(wb: Workbench, n: int, progress=say, parallelism: int = 1, python_worker: str = "loopback") -> dict:
     """The whole throughput phase; returns the flat results."""
     pool = bench_posts.load_pool(wb.cache_dir, WATCHLIST)
     base_ms = bench_posts.base_time_ms(pool, n, int(time.time() * 1000))
     progress(f"throughput: {n:,} posts from a pool of {len(pool):,} ({-(-n // len(pool))} copies)")
     topics = wb.make_topics("tp", RAW_PARTITIONS)
     database = wb.make_database("tp")
-    out = {"posts": n}
+    out = {"posts": n, "job_parallelism": parallelism, "job_python_worker": python_worker}
     out.update(load_posts(wb.settings, topics["raw"], pool, n, base_ms))
     progress(f"throughput: loaded into {topics['raw']} at {out['load_posts_per_s']:,.0f} posts/s; "
              "timing the plain-Python loop")
     out.update(plain_loop(pool, n, base_ms))
     progress(f"throughput: plain loop {out['plain_loop_posts_per_s']:,.0f} posts/s; starting job + sink")
-    out.update(run_pipeline(wb, topics, database, n, timeout_s=600 + n / 500))
+    out.update(run_pipeline(wb, topics, database, n, timeout_s=600 + n / 500, parallelism=parallelism,
+                            python_worker=python_worker))
     out["ratio_to_plain_loop"] = round(out["posts_per_s"] / out["plain_loop_posts_per_s"], 3)
     # the whole machine's CPU per post in units of the plain loop's: independent of how fast
     # (or how shared) the machine is, so runs on different machines compare

@@ -44,7 +44,11 @@ def test_command_line():
     assert args.phases == {"resources", "throughput", "latency"} and args.posts == 5000
     assert parse_args([]).phases == {"throughput", "latency", "resources", "floor", "sentiment"}
     assert parse_args(["--only", "floor"]).phases == {"floor"}
-    for bad in (["--only", "speed"], ["--posts", "0"], ["--burst", "10"]):
+    job = parse_args(["--parallelism", "2", "--python-worker", "process"])
+    assert (job.parallelism, job.python_worker) == (2, "process")
+    assert (parse_args([]).parallelism, parse_args([]).python_worker) == (1, "loopback")
+    for bad in (["--only", "speed"], ["--posts", "0"], ["--burst", "10"], ["--parallelism", "0"],
+                ["--python-worker", "thread"]):
         with pytest.raises(SystemExit) as exc:
             parse_args(bad)
         assert exc.value.code == 2
