@@ -272,8 +272,8 @@ def _common(parser) -> None:
     parser.add_argument("--python-worker", choices=("loopback", "process"), default="loopback",
                         help="where the batched scoring UDF runs in the local mini-cluster: inside this "
                              "process (default: one interpreter whatever the parallelism), or one Python "
-                             "worker process per slot (--parallelism N uses N cores; a worker that dies "
-                             "stalls the job instead of restarting it)")
+                             "worker process per slot (--parallelism N uses N cores, each worker loads "
+                             "its own models; a worker that dies is restarted from the last checkpoint)")
 
 
 def register(subparsers) -> None:

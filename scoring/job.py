@@ -59,8 +59,8 @@ class JobConfig:
     python_mode: str = "thread"  # the window scorer's; PyFlink runs pandas UDFs in process mode only
     # local mini-cluster only: "loopback" runs the UDF inside the client process (one
     # interpreter whatever the parallelism); "process" starts a Python worker per slot (own
-    # interpreter and GIL: --parallelism 2 uses both cores), but PyFlink 2.2.1 does not fail
-    # the task when such a worker dies - the job stalls (docs/bench.md, "Python workers")
+    # interpreter and GIL: --parallelism 2 uses both cores, for ~0.6 GiB more memory); a dead
+    # worker fails its task, which restarts from the checkpoint (docs/bench.md, "Python workers")
     python_worker: str = "loopback"
     topic: str = "posts.raw"
     window_size_s: int = 600

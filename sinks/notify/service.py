@@ -182,6 +182,10 @@ class AlertConsumer:
                     auto_offset_reset=cfg.auto_offset_reset, enable_auto_commit=False,
                     request_timeout_ms=int(cfg.request_timeout_s * 1000) + 1000,
                     session_timeout_ms=10000, heartbeat_interval_ms=3000,
+                    # a topic created a moment before may have no metadata yet at the first
+                    # join: the group then assigns nothing until the next refresh (kafka-python
+                    # default: 5 min, pages held back that long); every 10 s costs nothing
+                    metadata_max_age_ms=10000,
                     connections_max_idle_ms=int(cfg.request_timeout_s * 1000) + 60000,
                     client_id="yuqing-notify")
             except KafkaError:

@@ -105,10 +105,10 @@ class Harness:
         self.jobs += 1
         return self.pipeline.start(f"job{self.jobs}", *job_args(self.run, "--checkpoint-interval", "3", *extra))
 
-    def start_all(self) -> None:
+    def start_all(self, *job_extra: str) -> None:
         self.pipeline.start("sink", "sink", "clickhouse", "--batch-interval", "0.5", "--no-metrics")
         self.pipeline.start("notify", "notify", "--config", str(self.notify_yaml))
-        self.start_job()
+        self.start_job(*job_extra)
 
     def produce(self, posts: list[dict]) -> None:
         produce_posts(self.bootstrap, self.run.topics["raw"], posts)
@@ -245,6 +245,56 @@ def test_taskmanager_kill_and_broker_restart(fault_stack, harness_factory, sampl
     h.wait_done(expected, timeout_s=180)
     summary = h.verify(expected)
     print(f"taskmanager kill + broker restart: {summary}, {len(killed)} processes killed, "
+          f"{time.monotonic() - t0:.0f} s")
+
+
+def python_workers(job_pid: int) -> list[int]:
+    """The job's Python worker processes (`--python-worker process`: one per slot, started
+    by the mini-cluster's JVM)."""
+    from tests.fixtures.jobs import process_tree
+
+    workers = []
+    for pid in process_tree(job_pid):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"pyflink.fn_execution.beam.beam_boot" in cmdline:
+            workers.append(pid)
+    return workers
+
+
+def test_python_worker_process_killed(fault_stack, harness_factory, sample):
+    """With one Python worker process per slot (`--python-worker process --parallelism 2`),
+    SIGKILL one worker mid-stream: Flink fails the task and restarts it from the last
+    checkpoint with new workers, in the same job process (nobody restarts the job)."""
+    import os
+    import signal
+
+    posts, expected = sample
+    h = harness_factory("pwkill")
+    cut = len(posts) // 3
+    t0 = time.monotonic()
+    h.start_all("--python-worker", "process", "--parallelism", "2")
+    job = h.pipeline.get("job1")
+    h.produce(posts[:cut])
+    h.produce_bad(event_ms(posts[cut - 1]))
+    _job_started(h)
+    wait_for(lambda: h.stored() > 0, 180, 1, "the first posts in ClickHouse", on_tick=h.check_alive)
+    before = python_workers(job.record.pid)
+    assert len(before) == 2, f"expected a Python worker per slot, found {before}"
+    h.produce(posts[cut: 2 * cut])
+    time.sleep(1)  # mid-stream
+    os.kill(before[-1], signal.SIGKILL)
+    # the JVM notices when it next hands the dead worker a record; posts keep coming
+    h.produce(posts[2 * cut:])
+    wait_for(lambda: len(set(python_workers(job.record.pid)) - set(before)) >= 1 or None, 90, 1,
+             "Flink to start new Python workers", on_tick=h.check_alive)
+    h.close_windows(max(event_ms(p) for p in posts))
+    h.wait_done(expected, timeout_s=180)
+    summary = h.verify(expected)
+    assert job.alive(), "the job process itself must not have died"
+    print(f"Python worker process killed: {summary}, workers {before} -> {python_workers(job.record.pid)}, "
           f"{time.monotonic() - t0:.0f} s")
 
 
