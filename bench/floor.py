@@ -114,11 +114,10 @@ def run(wb: Workbench, n: int, progress=say) -> dict:
 
 def build_job(variant: str, raw: str, out: str, dlq: str, checkpoint_dir: Path):
     """The floor job on the scoring job's own environment, source and sink definitions."""
-    from pyflink.table import DataTypes, Schema
+    from pyflink.table import DataTypes
     from pyflink.table.udf import udf
 
-    from scoring.job import (OUTPUT_COLUMNS, JobConfig, _to_internal_data_stream, create_environments,
-                             kafka_sink_ddl, kafka_source_ddl, make_score_udf)
+    from scoring.job import JobConfig, create_environments, create_scored_views, kafka_sink_ddl, kafka_source_ddl
     from yuqing.config import load_settings
 
     settings = load_settings()
@@ -136,15 +135,7 @@ def build_job(variant: str, raw: str, out: str, dlq: str, checkpoint_dir: Path):
                                   "FROM posts_raw")
         return statements
     t_env.execute_sql(kafka_sink_ddl("floor_dlq", dlq, settings))
-    t_env.create_temporary_function("yq_score", make_score_udf(cfg))
-    # the same shape as the job up to its windows: one UDF node feeding both sinks
-    scored = t_env.sql_query("SELECT ts, yq_score(`raw`, kpartition, koffset, ts) AS r FROM posts_raw")
-    t_env.create_temporary_view("scored", t_env.from_data_stream(
-        _to_internal_data_stream(t_env, scored),
-        Schema.new_builder().column_by_metadata("rowtime", "TIMESTAMP_LTZ(3)")
-        .watermark("rowtime", "SOURCE_WATERMARK()").build()))
-    columns = ", ".join(f"r.`{name}` AS `{name}`" for name, _ in OUTPUT_COLUMNS)
-    t_env.execute_sql(f"CREATE TEMPORARY VIEW scored_parts AS SELECT rowtime AS ts, {columns} FROM scored")
+    create_scored_views(t_env, cfg, base64_input=False)  # the job's own, up to its windows
     statements.add_insert_sql("INSERT INTO floor_dlq SELECT payload FROM scored_parts WHERE kind = 'E'")
     statements.add_insert_sql("INSERT INTO floor_out SELECT payload FROM scored_parts WHERE kind = 'S'")
     return statements

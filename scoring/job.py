@@ -543,10 +543,9 @@ def _to_internal_data_stream(t_env, table):
     return DataStream(t_env._j_tenv.toDataStream(table._j_table, data_type))
 
 
-def build_scoring(env, t_env, cfg: JobConfig, base64_input: bool):
-    """Common part: UDF, views, windows, keyed scorer. Returns (views dict, assessments, alerts)."""
-    from pyflink.common import Types
-    from pyflink.datastream import OutputTag
+def create_scored_views(t_env, cfg: JobConfig, base64_input: bool) -> None:
+    """The scoring UDF over `posts_raw`, as the views `scored` and `scored_parts` (one
+    column per OUTPUT_COLUMNS entry, `ts` the record's event time)."""
     from pyflink.table import Schema
 
     t_env.create_temporary_function("yq_score", make_score_udf(cfg, base64_input))
@@ -562,6 +561,14 @@ def build_scoring(env, t_env, cfg: JobConfig, base64_input: bool):
         .watermark("rowtime", "SOURCE_WATERMARK()").build()))
     columns = ", ".join(f"r.`{name}` AS `{name}`" for name, _ in OUTPUT_COLUMNS)
     t_env.execute_sql(f"CREATE TEMPORARY VIEW scored_parts AS SELECT rowtime AS ts, {columns} FROM scored")
+
+
+def build_scoring(env, t_env, cfg: JobConfig, base64_input: bool):
+    """Common part: UDF, views, windows, keyed scorer. Returns (assessments, alerts)."""
+    from pyflink.common import Types
+    from pyflink.datastream import OutputTag
+
+    create_scored_views(t_env, cfg, base64_input)
     t_env.execute_sql(f"CREATE TEMPORARY VIEW key_rows AS {key_rows_sql('scored_parts')}")
     from scoring.watchlist import load_watchlist
 
