@@ -117,6 +117,28 @@ class FlinkSettings:
 
 
 @dataclass(frozen=True)
+class ReportSettings:
+    """The public report endpoint (`yuqing report-server`); its /metrics is on
+    metrics.report_server_port. Tokens come from YUQING_REPORT_TOKENS (`name:token,...`)
+    or `tokens_file` (YAML), never from this file's values."""
+
+    host: str = "127.0.0.1"
+    port: int = 18088
+    tokens_file: str = ""
+    token_rate_per_s: float = 1.0  # sustained reports per second per token
+    token_burst: int = 30
+    address_rate_per_s: float = 2.0  # requests per second per client address (any answer)
+    address_burst: int = 60
+    address_connections: int = 64  # open connections per client address
+    max_connections: int = 1024
+    max_body_bytes: int = 65536
+    request_deadline_s: float = 10.0  # the whole request (headers and body) must arrive within this
+    workers: int = 8  # threads that wait for Kafka's acknowledgement
+    max_future_s: int = 300  # published_at may be at most this far ahead of the server's clock
+    max_age_s: int = 7 * 86400  # and at most this old
+
+
+@dataclass(frozen=True)
 class Settings:
     state_dir: Path = REPO_ROOT / ".yuqing"
     # downloaded jars live apart from the state so that test stacks and purges share them
@@ -127,6 +149,7 @@ class Settings:
     alertmanager: AlertmanagerSettings = field(default_factory=AlertmanagerSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     flink: FlinkSettings = field(default_factory=FlinkSettings)
+    report: ReportSettings = field(default_factory=ReportSettings)
 
     @property
     def flink_connector_jar(self) -> Path:
@@ -222,7 +245,7 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
 
 def _check_ports_distinct(settings: Settings) -> None:
     seen: dict[int, str] = {}
-    for section in ("kafka", "clickhouse", "prometheus", "alertmanager", "metrics", "flink"):
+    for section in ("kafka", "clickhouse", "prometheus", "alertmanager", "metrics", "flink", "report"):
         obj = getattr(settings, section)
         for f in fields(obj):
             if f.name.endswith("port"):
