@@ -1,8 +1,18 @@
-"""The weekly report as one self-contained HTML file (inline CSS and SVG) and as Markdown."""
+"""The weekly report as one self-contained HTML file (inline CSS and SVG) and as Markdown.
+
+Post texts, authors and links come from outside: the HTML escapes them, links only to
+http(s) addresses and carries a Content-Security-Policy that allows no script, no remote
+load and only the one stylesheet (by hash); the Markdown escapes every cell, so a post's
+text can neither open raw HTML nor become a link.
+"""
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 from datetime import datetime, timedelta
 from html import escape
+from urllib.parse import urlsplit
 
 from sinks.notify.render import LEVEL_ZH, PLATFORM_ZH, format_duration_zh
 from sinks.response.facts import BEIJING, CATEGORY_ZH
@@ -22,8 +32,32 @@ table{border-collapse:collapse;width:100%;background:#fff;font-size:13px;margin:
 th,td{border:1px solid #dee2e6;padding:5px 8px;text-align:left;vertical-align:top}th{background:#f1f3f5}
 .high{color:#fff;background:#c92a2a;padding:1px 6px;border-radius:3px}.medium{color:#fff;background:#e67700;padding:1px 6px;border-radius:3px}
 .low{color:#fff;background:#868e96;padding:1px 6px;border-radius:3px}.ok{color:#2b8a3e;font-weight:bold}.late{color:#c92a2a;font-weight:bold}
-.neg{color:#c92a2a}
+.neg{color:#c92a2a}.chart-svg{width:100%;height:auto}
 """
+
+
+def _csp() -> str:
+    """No script, no fetch, no form, no base: the page shows its own CSS, SVG and text only."""
+    digest = base64.b64encode(hashlib.sha256(CSS.encode("utf-8")).digest()).decode()
+    return (f"default-src 'none'; style-src 'sha256-{digest}'; img-src data:; "
+            "base-uri 'none'; form-action 'none'")
+
+
+CSP = _csp()
+URL_MAX = 2048
+
+
+def safe_url(url: str | None) -> str | None:
+    """The address when it is an absolute http(s) URL with a host, else None (not linked)."""
+    if not url or len(url) > URL_MAX or any(ord(ch) < 0x21 or ord(ch) == 0x7F for ch in url):
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    return url
 
 
 def _day(ts: datetime) -> str:
@@ -141,6 +175,8 @@ def render_html(data: ReportData) -> str:
     volume, negative = _series(data, buckets)
     parts = [
         "<!DOCTYPE html><html lang='zh-CN'><head><meta charset='utf-8'>",
+        f"<meta http-equiv='Content-Security-Policy' content=\"{CSP}\">",
+        "<meta name='referrer' content='no-referrer'>",
         f"<title>{escape(title)}</title><style>{CSS}</style></head><body>",
         f"<h1>{escape(title)}</h1>",
         f"<div class='muted'>品牌：{escape(scope)}｜统计区间（北京时间）：{escape(_when(p.start))} 至 "
@@ -179,8 +215,8 @@ def render_html(data: ReportData) -> str:
     parts += ["<h2>热门帖子（按平台）</h2>", _table(
         ["品牌", "平台", "作者", "内容", "互动", "发布时间"],
         [[escape(t.brand), escape(_plat(t.platform)), escape(t.author or "—"),
-          (f"<a href='{escape(t.url)}'>" if t.url else "") + ("<span class='neg'>[负面]</span> " if t.negative else "")
-          + escape(_clip(t.text)) + ("</a>" if t.url else ""), str(t.engagement), escape(_when(t.published_at))]
+          _linked(t.url, ("<span class='neg'>[负面]</span> " if t.negative else "") + escape(_clip(t.text))),
+          str(t.engagement), escape(_when(t.published_at))]
          for t in data.top_posts])]
     parts += ["<h2>主要传播者（按平台）</h2>", _table(
         ["品牌", "平台", "账号", "类型", "粉丝", "帖子数", "负面帖", "互动"],
@@ -190,10 +226,34 @@ def render_html(data: ReportData) -> str:
     return "".join(parts) + "\n"
 
 
+def _linked(url: str | None, inner_html: str) -> str:
+    href = safe_url(url)
+    if href is None:
+        return inner_html
+    return f"<a href='{escape(href, quote=True)}' rel='noopener noreferrer nofollow'>{inner_html}</a>"
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~<>&])")
+_MD_AUTOLINK = re.compile(r"(?i)(://|www\.)")
+
+
+def md_cell(text: str) -> str:
+    """One Markdown table cell showing `text` literally: no HTML, no link, no emphasis.
+
+    Markdown punctuation is backslash-escaped (CommonMark shows it as is); `<`, `>` and `&`
+    become character references, so no raw HTML survives a renderer that ignores backslashes;
+    `://` and `www.` are broken up so autolinking renderers (GFM) make no link of them.
+    """
+    text = " ".join(text.split())
+    entities = {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
+    text = _MD_SPECIAL.sub(lambda m: entities.get(m.group(1), "\\" + m.group(1)), text)
+    return _MD_AUTOLINK.sub(lambda m: m.group(1).replace(":", "&#58;").replace(".", "&#46;"), text)
+
+
 def _md_table(head: list[str], rows: list[list[str]]) -> str:
     if not rows:
         return "无\n"
-    clean = [[c.replace("|", "\\|").replace("\n", " ") for c in r] for r in rows]
+    clean = [[md_cell(c) for c in r] for r in rows]
     return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
                      + ["| " + " | ".join(r) + " |" for r in clean]) + "\n"
 

@@ -37,7 +37,7 @@ def line_chart(labels: Sequence[str], series: Sequence[tuple[str, Sequence[float
     x = (lambda i: left + (w * i / (n - 1) if n > 1 else w / 2))
     y = (lambda v: top + h - (h * v / top_value if top_value else 0))
     out = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
-           f"viewBox='0 0 {width} {height}' style='width:100%;height:auto' role='img' aria-label='{escape(title)}' {FONT}>",
+           f"viewBox='0 0 {width} {height}' class='chart-svg' role='img' aria-label='{escape(title)}' {FONT}>",
            f"<rect width='{width}' height='{height}' fill='#ffffff'/>",
            f"<text x='{left}' y='20' font-size='15' font-weight='bold' fill='#212529'>{escape(title)}</text>"]
     for i in range(6):
@@ -79,7 +79,7 @@ def bar_chart(items: Sequence[tuple[str, float]], *, title: str, width: int = 76
     span = (hi - lo) or 1.0
     zero = left + w * (-lo / span)
     out = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
-           f"viewBox='0 0 {width} {height}' style='width:100%;height:auto' role='img' aria-label='{escape(title)}' {FONT}>",
+           f"viewBox='0 0 {width} {height}' class='chart-svg' role='img' aria-label='{escape(title)}' {FONT}>",
            f"<rect width='{width}' height='{height}' fill='#ffffff'/>",
            f"<text x='8' y='20' font-size='15' font-weight='bold' fill='#212529'>{escape(title)}</text>"]
     for i, (label, v) in enumerate(items):
