@@ -10,9 +10,10 @@ import hashlib
 import html
 import re
 import unicodedata
-from datetime import datetime, timedelta, timezone
-from email.utils import parsedate_to_datetime
+from datetime import datetime, timezone, tzinfo
 from html.parser import HTMLParser
+
+from ingest.times import TimeError, parse_time, parse_zone
 
 # Full-width forms that are ordinary Chinese punctuation: folding them to ASCII would turn
 # "你好，世界！" into "你好,世界!", which reads wrong and changes nothing for matching.
@@ -121,80 +122,20 @@ def fingerprint_length(text: str) -> int:
 
 # ---------------------------------------------------------------- time
 
-_TZ = re.compile(r"^([+-])(\d{2}):?(\d{2})$")
-_CN_DATE = re.compile(
-    r"^(?:(\d{4})[年/.-])?(\d{1,2})[月/.-](\d{1,2})日?(?:\s*(\d{1,2}):(\d{2})(?::(\d{2}))?)?$"
-)
-_RELATIVE = re.compile(r"^(\d+)\s*(秒|分钟|小时|天|seconds?|minutes?|hours?|days?)\s*(前|ago)$")
-_TODAY = re.compile(r"^(今天|昨天|前天)\s*(\d{1,2}):(\d{2})$")
-_UNITS = {"秒": 1, "分钟": 60, "小时": 3600, "天": 86400,
-          "second": 1, "minute": 60, "hour": 3600, "day": 86400}
+def parse_tz(value: str) -> tzinfo:
+    """'Asia/Shanghai', '+08:00', '+0800' or 'UTC' (see ingest.times.parse_zone)."""
+    return parse_zone(value)
 
 
-def parse_tz(value: str) -> timezone:
-    """'+08:00', '+0800' or 'UTC' as a fixed offset."""
-    if value.upper() in ("UTC", "Z"):
-        return timezone.utc
-    match = _TZ.match(value.strip())
-    if not match:
-        raise ValueError(f"not a UTC offset like +08:00: {value!r}")
-    sign = 1 if match.group(1) == "+" else -1
-    return timezone(sign * timedelta(hours=int(match.group(2)), minutes=int(match.group(3))))
-
-
-def parse_datetime(value: object, default_tz: timezone, now: datetime | None = None) -> datetime | None:
+def parse_datetime(value: object, default_tz: tzinfo, now: datetime | None = None) -> datetime | None:
     """Any time a crawler meets -> aware datetime, or None when it cannot be read.
 
-    Epoch seconds/ms, RFC 3339 (with or without offset; the source's zone is assumed when
-    missing), RFC 2822 (RSS), 2026/11/25 10:00, 2026年11月25日 10:00, 11-25, 刚刚, 5分钟前,
-    今天 10:00 / 昨天 10:00.
+    The forms and the checks are ingest.times.parse_time's; use that where the reason matters.
     """
-    now = now or datetime.now(timezone.utc)
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=default_tz)
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, (int, float)):
-        seconds = value / 1000 if value > 1e11 else value
-        return datetime.fromtimestamp(seconds, timezone.utc).astimezone(default_tz)
-    text = str(value).strip()
-    if not text:
-        return None
-    if re.fullmatch(r"\d{9,13}(\.\d+)?", text):
-        return parse_datetime(float(text), default_tz, now)
-    iso = text[:-1] + "+00:00" if text[-1] in "Zz" else text
     try:
-        parsed = datetime.fromisoformat(iso)
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=default_tz)
-    except ValueError:
-        pass
-    try:
-        parsed = parsedate_to_datetime(text)
-        if parsed is not None:
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=default_tz)
-    except (TypeError, ValueError, IndexError):
-        pass
-    local_now = now.astimezone(default_tz)
-    if text in ("刚刚", "just now"):
-        return local_now
-    match = _RELATIVE.match(text)
-    if match:
-        unit = match.group(2).rstrip("s")
-        return local_now - timedelta(seconds=int(match.group(1)) * _UNITS[unit])
-    match = _TODAY.match(text)
-    if match:
-        days = {"今天": 0, "昨天": 1, "前天": 2}[match.group(1)]
-        day = local_now - timedelta(days=days)
-        return day.replace(hour=int(match.group(2)), minute=int(match.group(3)), second=0, microsecond=0)
-    match = _CN_DATE.match(text)
-    if match:
-        year = int(match.group(1) or local_now.year)
-        try:
-            return datetime(year, int(match.group(2)), int(match.group(3)), int(match.group(4) or 0),
-                            int(match.group(5) or 0), int(match.group(6) or 0), tzinfo=default_tz)
-        except ValueError:
-            return None
-    return None
+        return parse_time(value, default_tz, now or datetime.now(timezone.utc))
+    except TimeError:
+        return None
 
 
 def rfc3339(moment: datetime) -> str:

@@ -92,8 +92,10 @@ def test_unreadable_times_give_none(value):
 
 def test_parse_tz():
     assert parse_tz("+0800") == CST and parse_tz("UTC") == timezone.utc
-    with pytest.raises(ValueError):
-        parse_tz("Asia/Shanghai")
+    assert parse_tz("Asia/Shanghai").utcoffset(datetime(2026, 12, 6)) == timedelta(hours=8)
+    for bad in ("Mars/Olympus", "+25:00", "eight"):
+        with pytest.raises(ValueError):
+            parse_tz(bad)
 
 
 @pytest.mark.parametrize("value,expected", [
