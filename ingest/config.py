@@ -12,6 +12,7 @@ import yaml
 
 from ingest.dedup import DedupConfig
 from ingest.http import HttpConfig
+from ingest.netguard import IPNetwork, parse_networks
 from ingest.sources import Source, SourceConfigError, build_source
 from ingest.sources.base import Options
 
@@ -44,9 +45,20 @@ def _http(raw: Any) -> HttpConfig:
         min_interval_s=opts.number("min_interval_s", HttpConfig.min_interval_s),
         host_intervals={str(k): float(v) for k, v in hosts.items()},
         max_body_bytes=int(opts.number("max_body_bytes", HttpConfig.max_body_bytes, minimum=1)),
+        max_redirects=int(opts.number("max_redirects", HttpConfig.max_redirects)),
+        allow_private_networks=_networks(opts.get("allow_private_networks", [], kind=list)),
     )
     opts.check_unknown()
+    if config.max_redirects > 20:
+        raise SourceConfigError(f"http: max_redirects must be at most 20, got {config.max_redirects}")
     return config
+
+
+def _networks(values: list[Any]) -> tuple[IPNetwork, ...]:
+    try:
+        return parse_networks(values, "http: allow_private_networks")
+    except ValueError as exc:
+        raise SourceConfigError(str(exc)) from None
 
 
 def _dedup(raw: Any) -> DedupConfig:

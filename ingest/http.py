@@ -1,28 +1,42 @@
-"""A polite HTTP client for crawlers: timeouts, retries with backoff, per-host pacing, robots.txt.
+"""A polite, guarded HTTP client for crawlers: timeouts, retries, pacing, robots.txt, and
+limits on where a crawl may go and how much it may read.
 
-Every request has a timeout (connect/read via the socket, plus a total deadline while the
-body is read, so a server that trickles bytes cannot hold a crawler forever). 5xx, 429,
-timeouts and connection failures are retried with exponential backoff and jitter;
-other 4xx answers fail at once. robots.txt is fetched per host (through the same client)
-and cached; a disallowed URL raises RobotsDisallowed before anything is sent.
+Every request has a timeout (per socket operation, plus a total deadline while the body is
+read, so a server that trickles bytes cannot hold a crawler forever). 5xx, 429, timeouts and
+connection failures are retried with exponential backoff and jitter; other 4xx answers fail
+at once. robots.txt is read per host with protego (wildcards, `$`, longest match) and cached.
+
+Redirects are followed by hand, at most `max_redirects`, and every hop is checked like the
+first one: http(s) only, robots.txt of the hop's host, and the address guard (the host's
+addresses must be public unless `allow_private_networks` lists them; the connection goes to
+the address that was checked, so DNS cannot answer differently in between). A hop to another
+origin (scheme, host or port) drops Authorization, Proxy-Authorization and Cookie.
+Bodies are decompressed while they stream in; `max_body_bytes` caps the decompressed size.
+URLs in errors have secret-looking query values redacted.
 """
 from __future__ import annotations
 
-import gzip
+import http.client
 import random
 import socket
+import ssl
 import threading
 import time
-import urllib.error
-import urllib.request
-import urllib.robotparser
 import zlib
 from dataclasses import dataclass, field
 from email.message import Message
 from typing import Callable
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
+
+from protego import Protego
+
+from ingest.netguard import (ALLOWED_SCHEMES, AddressRefused, IPAddress, IPNetwork, origin, parse_networks,
+                             redact_url, request_target, resolve_allowed, without_secrets)
 
 DEFAULT_USER_AGENT = "YuqingBot/0.1 (+https://github.com/yuqing/yuqing)"
+REDIRECT_STATUSES = (301, 302, 303, 307, 308)
+ROBOTS_MAX_BYTES = 512 * 1024      # what the big crawlers read of a robots.txt; the rest is ignored
+_CHUNK = 65536
 
 
 @dataclass(frozen=True)
@@ -36,7 +50,15 @@ class HttpConfig:
     robots_ttl_s: float = 3600.0
     min_interval_s: float = 1.0      # per host, between request starts
     host_intervals: dict[str, float] = field(default_factory=dict)
-    max_body_bytes: int = 20 * 1024 * 1024
+    max_body_bytes: int = 20 * 1024 * 1024   # after decompression
+    max_redirects: int = 5
+    # CIDRs the crawler may reach although they are loopback/private/link-local/...;
+    # strings are accepted and parsed (a bad one raises ValueError naming it)
+    allow_private_networks: tuple[IPNetwork, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "allow_private_networks",
+                           parse_networks(self.allow_private_networks, "http.allow_private_networks"))
 
 
 @dataclass(frozen=True)
@@ -55,17 +77,33 @@ class Response:
 
 
 class FetchError(RuntimeError):
-    """A request that failed for good; `status` is a short bounded label for metrics."""
+    """A request that failed for good; `status` is a short bounded label for metrics.
+
+    The URL is kept redacted (no password, no token-like query values): these errors end up
+    in log lines and crawl summaries.
+    """
 
     def __init__(self, url: str, status: str, detail: str):
-        super().__init__(f"{url}: {detail}")
-        self.url = url
+        safe = redact_url(url)
+        super().__init__(f"{safe}: {detail}")
+        self.url = safe
         self.status = status
 
 
 class RobotsDisallowed(FetchError):
     def __init__(self, url: str):
         super().__init__(url, "robots", "disallowed by robots.txt")
+
+
+class AddressBlocked(FetchError):
+    """A URL the crawler must not visit: not http(s), or a host on a refused network."""
+
+    def __init__(self, url: str, detail: str):
+        super().__init__(url, "blocked", detail)
+
+
+# labels of failures that another attempt cannot fix
+_PERMANENT = ("robots", "blocked", "too_large", "encoding", "redirects")
 
 
 def backoff_delay(attempt: int, base: float, cap: float, rng: Callable[[], float] = random.random) -> float:
@@ -94,8 +132,111 @@ def with_params(url: str, params: dict[str, object]) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, joined, parts.fragment))
 
 
-class _NoRedirectLoops(urllib.request.HTTPRedirectHandler):
-    max_redirections = 5
+def product_token(user_agent: str) -> str:
+    """`YuqingBot` of `YuqingBot/0.1 (+https://…)`: the name robots.txt groups address."""
+    return (user_agent.split("/", 1)[0].split() or ["*"])[0]
+
+
+@dataclass(frozen=True)
+class RobotsRules:
+    """One host's robots.txt: parsed rules, or a blanket yes (no file) / no (unreachable)."""
+
+    rules: Protego | None = None
+    allow_all: bool = True
+
+    def can_fetch(self, url: str, agent: str) -> bool:
+        if self.rules is None:
+            return self.allow_all
+        return bool(self.rules.can_fetch(url, agent))
+
+    def crawl_delay(self, agent: str) -> float | None:
+        if self.rules is None:
+            return None
+        delay = self.rules.crawl_delay(agent)
+        return float(delay) if delay else None
+
+
+class Inflater:
+    """Decodes a Content-Encoding while the body streams in and refuses to grow past a limit.
+
+    gzip (also several members, x-gzip), deflate (zlib-wrapped or raw: servers differ) and
+    identity. A 50 KB gzip bomb stops at `limit` bytes of output, not at gigabytes: zlib is
+    never asked for more than the room left.
+    """
+
+    def __init__(self, content_encoding: str | None, limit: int):
+        codings = [c.strip().lower() for c in (content_encoding or "").split(",")]
+        codings = [c for c in codings if c and c != "identity"]
+        if len(codings) > 1 or (codings and codings[0] not in ("gzip", "x-gzip", "deflate")):
+            raise ValueError(f"unsupported Content-Encoding {content_encoding!r}")
+        self.coding = {"x-gzip": "gzip"}.get(codings[0], codings[0]) if codings else "identity"
+        self.limit = limit
+        self.size = 0
+        self._pending = b""    # deflate: the first bytes, until the header tells zlib from raw
+        self._engine = zlib.decompressobj(16 + zlib.MAX_WBITS) if self.coding == "gzip" else None
+
+    def _grow(self, data: bytes) -> bytes:
+        self.size += len(data)
+        if self.size > self.limit:
+            raise OverflowError(f"body larger than {self.limit} bytes")
+        return data
+
+    def _start_deflate(self) -> None:
+        head = self._pending
+        wrapped = (head[0] & 0x0F) == 8 and (head[0] << 8 | head[1]) % 31 == 0
+        self._engine = zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
+
+    def feed(self, data: bytes) -> bytes:
+        if self.coding == "identity":
+            return self._grow(data)
+        if self._engine is None:
+            self._pending += data
+            if len(self._pending) < 2:
+                return b""
+            self._start_deflate()
+            data, self._pending = self._pending, b""
+        out = bytearray()
+        try:
+            while data:
+                assert self._engine is not None
+                if self._engine.eof:
+                    if self.coding != "gzip":
+                        break                     # bytes after a deflate stream: ignored
+                    self._engine = zlib.decompressobj(16 + zlib.MAX_WBITS)   # next gzip member
+                out += self._grow(self._engine.decompress(data, self.limit - self.size + 1))
+                data = self._engine.unconsumed_tail or (self._engine.unused_data if self._engine.eof else b"")
+        except zlib.error as exc:
+            raise ValueError(f"corrupt {self.coding} body: {exc}") from None
+        return bytes(out)
+
+    def finish(self) -> bytes:
+        if self.coding == "identity" or (self._engine is None and not self._pending):
+            return b""
+        if self._engine is None:
+            raise ValueError(f"{self.coding} body ended early")
+        try:
+            tail = self._grow(self._engine.flush())
+        except zlib.error as exc:
+            raise ValueError(f"corrupt {self.coding} body: {exc}") from None
+        if not self._engine.eof:
+            raise ValueError(f"{self.coding} body ended early")
+        return tail
+
+
+def _pinned_connector(addresses: list[IPAddress], port: int) -> Callable[..., socket.socket]:
+    """A stand-in for socket.create_connection that dials only the addresses already checked."""
+
+    def connect(_address: tuple[str, int], timeout: float | None = None,
+                source_address: tuple[str, int] | None = None) -> socket.socket:
+        last: OSError | None = None
+        for address in addresses:
+            try:
+                return socket.create_connection((str(address), port), timeout, source_address)
+            except OSError as exc:
+                last = exc
+        raise last or OSError("no address to connect to")
+
+    return connect
 
 
 class HttpClient:
@@ -109,8 +250,9 @@ class HttpClient:
         self._rng = rng
         self._lock = threading.Lock()
         self._next_slot: dict[str, float] = {}
-        self._robots: dict[str, tuple[float, urllib.robotparser.RobotFileParser]] = {}
-        self._opener = urllib.request.build_opener(_NoRedirectLoops())
+        self._robots: dict[str, tuple[float, RobotsRules]] = {}
+        self._agent = product_token(config.user_agent)
+        self._tls = ssl.create_default_context()
 
     # -------------------------------------------------------------- pacing
     def _interval(self, host: str) -> float:
@@ -118,9 +260,9 @@ class HttpClient:
         interval = self.config.host_intervals.get(netloc, self.config.min_interval_s)
         cached = self._robots.get(host)
         if cached is not None:
-            delay = cached[1].crawl_delay(self.config.user_agent)
+            delay = cached[1].crawl_delay(self._agent)
             if delay:
-                interval = max(interval, float(delay))
+                interval = max(interval, delay)
         return interval
 
     def _wait_turn(self, url: str) -> None:
@@ -133,34 +275,33 @@ class HttpClient:
             self._sleep(slot - now)
 
     # -------------------------------------------------------------- robots
-    def robots_for(self, url: str) -> urllib.robotparser.RobotFileParser:
+    def robots_for(self, url: str) -> RobotsRules:
         host = host_key(url)
         with self._lock:
             cached = self._robots.get(host)
         if cached is not None and cached[0] > self._clock():
             return cached[1]
-        parser = urllib.robotparser.RobotFileParser(host + "/robots.txt")
         ttl = self.config.robots_ttl_s
         try:
             response = self._fetch_with_retries(host + "/robots.txt", None, {}, check_robots=False,
-                                                accept_status=range(400, 500))
+                                                accept_status=range(400, 500), body_limit=ROBOTS_MAX_BYTES)
             if response.status in (401, 403):
-                parser.disallow_all = True
+                rules = RobotsRules(allow_all=False)
             elif response.status >= 400:
-                parser.allow_all = True   # no robots.txt: everything is allowed
+                rules = RobotsRules(allow_all=True)   # no robots.txt: everything is allowed
             else:
-                parser.parse(response.text().splitlines())
+                rules = RobotsRules(Protego.parse(response.body.decode("utf-8", errors="replace")))
         except FetchError:
-            parser.disallow_all = True    # unreachable robots.txt: assume no, ask again soon
+            rules = RobotsRules(allow_all=False)      # unreachable robots.txt: assume no, ask again soon
             ttl = min(ttl, 60.0)
         with self._lock:
-            self._robots[host] = (self._clock() + ttl, parser)
-        return parser
+            self._robots[host] = (self._clock() + ttl, rules)
+        return rules
 
     def allowed(self, url: str) -> bool:
         if not self.config.respect_robots:
             return True
-        return self.robots_for(url).can_fetch(self.config.user_agent, url)
+        return self.robots_for(url).can_fetch(url, self._agent)
 
     # -------------------------------------------------------------- requests
     def get(self, url: str, params: dict[str, object] | None = None,
@@ -172,40 +313,37 @@ class HttpClient:
 
     def _fetch_with_retries(self, url: str, timeout_s: float | None, headers: dict[str, str], *,
                             check_robots: bool, accept_status: range | None = None,
-                            observe: Callable[[str], None] | None = None) -> Response:
+                            observe: Callable[[str], None] | None = None,
+                            body_limit: int | None = None) -> Response:
         report = observe or (lambda _status: None)
-        if check_robots and not self.allowed(url):
-            report("robots")
-            raise RobotsDisallowed(url)
         attempts = self.config.retries + 1
         last: FetchError | None = None
         for attempt in range(attempts):
-            self._wait_turn(url)
             retry_after: float | None = None
             try:
-                response = self._fetch_once(url, timeout_s or self.config.timeout_s, headers)
-                report(str(response.status))
-                return response
-            except urllib.error.HTTPError as exc:
-                status = exc.code
-                report(str(status))
-                if accept_status is not None and status in accept_status:
-                    return Response(url, status, exc.headers, b"")
-                last = FetchError(url, str(status), f"HTTP {status} {exc.reason}")
-                if status != 429 and status < 500:
-                    raise last from None
-                retry_after = _retry_after(exc.headers)
+                response, reason = self._follow(url, timeout_s or self.config.timeout_s, headers,
+                                                check_robots=check_robots, accept_status=accept_status,
+                                                body_limit=body_limit)
+            except FetchError as exc:
+                report(exc.status)
+                if exc.status in _PERMANENT:
+                    raise
+                last = exc
             except (TimeoutError, socket.timeout) as exc:
                 report("timeout")
                 last = FetchError(url, "timeout", f"timed out ({exc or 'no answer'})")
-            except urllib.error.URLError as exc:
-                reason = exc.reason
-                label = "timeout" if isinstance(reason, (TimeoutError, socket.timeout)) else "connection"
-                report(label)
-                last = FetchError(url, label, f"{label}: {reason}")
-            except (ConnectionError, OSError) as exc:
+            except (OSError, http.client.HTTPException) as exc:
                 report("connection")
-                last = FetchError(url, "connection", f"connection: {exc}")
+                last = FetchError(url, "connection", f"connection: {exc or type(exc).__name__}")
+            else:
+                status = response.status
+                report(str(status))
+                if 200 <= status < 300 or (accept_status is not None and status in accept_status):
+                    return response
+                last = FetchError(url, str(status), f"HTTP {status} {reason}".rstrip())
+                if status != 429 and status < 500:
+                    raise last
+                retry_after = _retry_after(response.headers)
             if attempt + 1 < attempts:
                 delay = backoff_delay(attempt, self.config.backoff_base_s, self.config.backoff_max_s, self._rng)
                 if retry_after is not None:
@@ -214,30 +352,101 @@ class HttpClient:
         assert last is not None
         raise last
 
-    def _fetch_once(self, url: str, timeout_s: float, headers: dict[str, str]) -> Response:
-        request = urllib.request.Request(url, headers={
-            "User-Agent": self.config.user_agent,
-            "Accept-Encoding": "gzip, deflate",
-            **headers,
-        })
+    def _follow(self, url: str, timeout_s: float, headers: dict[str, str], *, check_robots: bool,
+                accept_status: range | None, body_limit: int | None) -> tuple[Response, str]:
+        """One attempt: the request and its redirects, each hop checked like the first."""
         deadline = time.monotonic() + timeout_s
-        with self._opener.open(request, timeout=timeout_s) as answer:
-            chunks: list[bytes] = []
-            size = 0
+        current, sending = url, dict(headers)
+        for _hop in range(self.config.max_redirects + 1):
+            if urlsplit(current).scheme.lower() not in ALLOWED_SCHEMES:
+                raise AddressBlocked(current, f"scheme {urlsplit(current).scheme or '(none)'!r} is not http(s)")
+            addresses = self._checked_addresses(current)
+            if check_robots and not self.allowed(current):
+                raise RobotsDisallowed(current)
+            self._wait_turn(current)
+            connection, answer = self._open(current, addresses, sending, timeout_s, deadline)
+            try:
+                location = answer.getheader("Location")
+                if answer.status in REDIRECT_STATUSES and location:
+                    target = urljoin(current, location.strip())
+                    if origin(target) != origin(current):
+                        sending = without_secrets(sending)
+                    current = target
+                    continue
+                wanted = 200 <= answer.status < 300 or (accept_status is not None and answer.status in accept_status)
+                limit = body_limit or self.config.max_body_bytes
+                body = self._read_body(current, answer, connection, deadline, timeout_s, limit,
+                                       truncate=body_limit is not None) if wanted else b""
+                return Response(current, answer.status, answer.msg, body), answer.reason or ""
+            finally:
+                connection.close()
+        raise FetchError(url, "redirects", f"more than {self.config.max_redirects} redirects")
+
+    def _checked_addresses(self, url: str) -> list[IPAddress]:
+        """The addresses of the URL's host that the guard lets us connect to (or AddressBlocked)."""
+        parts = urlsplit(url)
+        if not parts.hostname:
+            raise AddressBlocked(url, "no host in the URL")
+        try:
+            port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+        except ValueError:
+            raise AddressBlocked(url, "bad port in the URL") from None
+        try:
+            return resolve_allowed(parts.hostname, port, self.config.allow_private_networks)
+        except AddressRefused as exc:
+            raise AddressBlocked(url, str(exc)) from None
+
+    def _open(self, url: str, addresses: list[IPAddress], headers: dict[str, str], timeout_s: float,
+              deadline: float) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+        parts = urlsplit(url)
+        assert parts.hostname is not None
+        port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+        wait = max(0.001, min(timeout_s, deadline - time.monotonic()))
+        connection: http.client.HTTPConnection
+        if parts.scheme.lower() == "https":
+            connection = http.client.HTTPSConnection(parts.hostname, port, timeout=wait, context=self._tls)
+        else:
+            connection = http.client.HTTPConnection(parts.hostname, port, timeout=wait)
+        connection._create_connection = _pinned_connector(addresses, port)  # type: ignore[attr-defined]
+        path = urlunsplit(("", "", parts.path or "/", parts.query, ""))
+        try:
+            connection.request("GET", request_target(path), headers={
+                "User-Agent": self.config.user_agent,
+                "Accept-Encoding": "gzip, deflate",
+                **headers,
+            })
+            return connection, connection.getresponse()
+        except BaseException:
+            connection.close()
+            raise
+
+    def _read_body(self, url: str, answer: http.client.HTTPResponse, connection: http.client.HTTPConnection,
+                   deadline: float, timeout_s: float, limit: int, truncate: bool) -> bytes:
+        try:
+            inflater = Inflater(answer.getheader("Content-Encoding"), limit)
+        except ValueError as exc:
+            raise FetchError(url, "encoding", str(exc)) from None
+        chunks: list[bytes] = []
+        received = 0
+        try:
             while True:
-                if time.monotonic() > deadline:
+                left = deadline - time.monotonic()
+                if left <= 0:
                     raise TimeoutError(f"body not complete after {timeout_s:g}s")
-                chunk = answer.read(65536)
+                if connection.sock is not None:
+                    connection.sock.settimeout(min(timeout_s, left))
+                chunk = answer.read1(_CHUNK)
                 if not chunk:
+                    chunks.append(inflater.finish())
                     break
-                size += len(chunk)
-                if size > self.config.max_body_bytes:
-                    raise FetchError(url, "too_large", f"body larger than {self.config.max_body_bytes} bytes")
-                chunks.append(chunk)
-            body = b"".join(chunks)
-            encoding = (answer.headers.get("Content-Encoding") or "").lower()
-            if encoding == "gzip":
-                body = gzip.decompress(body)
-            elif encoding == "deflate":
-                body = zlib.decompress(body)
-            return Response(answer.geturl(), answer.status, answer.headers, body)
+                received += len(chunk)
+                if received > limit:
+                    raise OverflowError(f"body larger than {limit} bytes")
+                chunks.append(inflater.feed(chunk))
+        except OverflowError as exc:
+            if truncate:
+                return b"".join(chunks)
+            raise FetchError(url, "too_large", f"{exc} (http.max_body_bytes)") from None
+        except ValueError as exc:
+            raise FetchError(url, "encoding", str(exc)) from None
+        return b"".join(chunks)

@@ -9,7 +9,8 @@ ROBOTS = "User-agent: *\nDisallow: /private\n"
 
 
 def fast(**kw):
-    base = dict(timeout_s=2.0, retries=2, backoff_base_s=0.01, backoff_max_s=0.05, min_interval_s=0.0)
+    base = dict(timeout_s=2.0, retries=2, backoff_base_s=0.01, backoff_max_s=0.05, min_interval_s=0.0,
+                allow_private_networks=("127.0.0.0/8",))
     base.update(kw)
     return HttpConfig(**base)
 

@@ -45,7 +45,8 @@ def serve_api(web, pages):
 
 def write_config(tmp_path, web):
     config = {
-        "http": {"timeout_s": 2, "retries": 1, "backoff_base_s": 0.01, "min_interval_s": 0},
+        "http": {"timeout_s": 2, "retries": 1, "backoff_base_s": 0.01, "min_interval_s": 0,
+                 "allow_private_networks": ["127.0.0.0/8"]},
         "sources": [
             {"name": "news", "type": "rss", "url": web.url("/feed"), "platform": "news"},
             {"name": "weibo", "type": "json_api", "url": web.url("/api"), "items": "data.list",
@@ -130,7 +131,7 @@ def test_replay_with_bad_bytes_goes_to_dlq_exactly(tmp_path, kafka_bootstrap, ka
 def test_failed_delivery_is_counted_and_nothing_is_lost(tmp_path, web, kafka_bootstrap, kafka_topic,
                                                         topic_reader):
     web.add("/feed", RSS, "application/rss+xml")
-    config = parse_crawl_config({"http": {"min_interval_s": 0, "timeout_s": 2},
+    config = parse_crawl_config({"http": {"min_interval_s": 0, "timeout_s": 2, "allow_private_networks": ["127.0.0.0/8"]},
                                  "sources": [{"name": "news", "type": "rss", "url": web.url("/feed")}]})
     state = tmp_path / "state"
     metrics = IngestMetrics()
@@ -163,7 +164,8 @@ def test_crawler_metrics(tmp_path, web, kafka_bootstrap, kafka_topic):
     web.sequence("/feed", [(500, "text/plain", "boom", 0), (200, "application/rss+xml", RSS, 0)])
     web.add("/slow", RSS, "application/rss+xml", delay_s=1.0)
     config = parse_crawl_config({
-        "http": {"min_interval_s": 0, "timeout_s": 0.3, "retries": 1, "backoff_base_s": 0.01},
+        "http": {"min_interval_s": 0, "timeout_s": 0.3, "retries": 1, "backoff_base_s": 0.01,
+                 "allow_private_networks": ["127.0.0.0/8"]},
         "sources": [{"name": "news", "type": "rss", "url": web.url("/feed")},
                     {"name": "slow", "type": "rss", "url": web.url("/slow")}]})
     topic, dlq = kafka_topic(partitions=1), kafka_topic(partitions=1)
