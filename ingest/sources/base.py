@@ -8,14 +8,16 @@ sent again; the id dedup state, saved with the cursor, catches most of those).
 from __future__ import annotations
 
 import threading
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator, Mapping
 
 from ingest.http import HttpClient, Response
-from ingest.mapping import PostDefaults
+from ingest.mapping import PostDefaults, assemble_post
 from ingest.normalize import parse_tz
+from ingest.times import DEFAULT_ZONE, TimeError, future_reason, parse_time
 
 
 class SourceConfigError(ValueError):
@@ -51,6 +53,12 @@ class FetchContext:
     stop: threading.Event = field(default_factory=threading.Event)
     progress: Callable[[str], None] = lambda _msg: None
     clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+    monotonic: Callable[[], float] = time.monotonic
+    # waits up to the given seconds; True when the crawl was asked to stop meanwhile
+    wait: Callable[[float], bool] | None = None
+
+    def pause(self, seconds: float) -> bool:
+        return self.wait(seconds) if self.wait is not None else self.stop.wait(seconds)
 
     def get(self, url: str, params: dict[str, object] | None = None,
             headers: dict[str, str] | None = None, timeout_s: float | None = None) -> Response:
@@ -115,7 +123,7 @@ class Source(ABC):
         self.timeout_s: float | None = opts.get("timeout_s", None, kind=(int, float))
         self.headers: dict[str, str] = {str(k): str(v) for k, v in opts.get("headers", {}, kind=dict).items()}
         try:
-            tz = parse_tz(opts.get("timezone", "+08:00", kind=str))
+            tz = parse_tz(opts.get("timezone", DEFAULT_ZONE, kind=str))
         except ValueError as exc:
             raise SourceConfigError(f"{self.where}: timezone: {exc}") from None
         self.post_defaults = PostDefaults(
@@ -140,6 +148,24 @@ class Source(ABC):
     @abstractmethod
     def fetch(self, cursor: dict[str, Any], ctx: FetchContext) -> Iterator[Page]:
         """Yield pages of new items, each with the cursor to persist after it is delivered."""
+
+
+def build_item(values: Mapping[str, Any], defaults: PostDefaults, fetched_at: datetime, raw: bytes) -> Item:
+    """A source's flat values -> an Item; an unreadable or future time, or a mapping crash, makes a bad item.
+
+    Bad items go to the dead-letter topic with their reason; the rest of the page goes on.
+    """
+    try:
+        moment = parse_time(values.get("published_at"), defaults.default_tz, fetched_at)
+    except TimeError as exc:
+        return Item(None, raw, f"published_at: {exc}")
+    ahead = future_reason(moment, fetched_at)
+    if ahead is not None:
+        return Item(None, raw, ahead)
+    try:
+        return Item(assemble_post(values, defaults, fetched_at), raw)
+    except Exception as exc:  # noqa: BLE001 - one odd item must not stop its page
+        return Item(None, raw, f"item could not be mapped: {type(exc).__name__}: {exc}")
 
 
 def newest_of(posts: list[dict[str, Any]], current: str | None) -> str | None:

@@ -17,10 +17,11 @@ from urllib.parse import urljoin
 from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning, Tag
 from soupsieve import SelectorSyntaxError
 
+from ingest.charset import decode
 from ingest.http import FetchError, RobotsDisallowed
-from ingest.mapping import MappingError, POST_PATHS, assemble_post, qualify_id
+from ingest.mapping import MappingError, POST_PATHS, qualify_id
 from ingest.normalize import parse_datetime
-from ingest.sources.base import FetchContext, Item, Options, Page, Source, SourceConfigError, newest_of
+from ingest.sources.base import FetchContext, Item, Options, Page, Source, SourceConfigError, build_item, newest_of
 
 _URL_FIELDS = ("url",)
 _URL_ATTRS = ("href", "src")
@@ -91,7 +92,8 @@ def _specs(raw: Any, where: str) -> list[FieldSpec]:
 
 
 def _soup(body: bytes, charset: str | None) -> BeautifulSoup:
-    return BeautifulSoup(body, "html.parser", from_encoding=charset)
+    """The page decoded by ingest.charset (header, BOM, <meta>, GB18030/Big5-HKSCS, detection)."""
+    return BeautifulSoup(decode(body, charset, "html").text, "html.parser")
 
 
 class HtmlSource(Source):
@@ -145,6 +147,23 @@ class HtmlSource(Source):
                 values[spec.target] = value
         return True
 
+    def _list_item(self, element: Tag, base_url: str, watermark: Any, now: Any, raw: bytes,
+                   ctx: FetchContext) -> Item | None:
+        """One list entry as an Item, or None when it is old, already delivered or gone."""
+        values = {spec.target: spec.extract(element, base_url) for spec in self.list_fields}
+        if values.get("id") in (None, "") and values.get("url"):
+            values["id"] = values["url"]
+        prefix = self.post_defaults.id_prefix or self.platform
+        post_id = qualify_id(values.get("id"), prefix)
+        when = parse_datetime(values.get("published_at"), self.post_defaults.default_tz, now)
+        if watermark is not None and when is not None and when < watermark:
+            return None
+        if post_id is not None and ctx.known_id(post_id):
+            return None
+        if self.detail_fields and not self._detail(values, ctx):
+            return None
+        return build_item(values, self.post_defaults, now, raw)
+
     def fetch(self, cursor: dict[str, Any], ctx: FetchContext) -> Iterator[Page]:
         watermark = parse_datetime(cursor.get("newest"), timezone.utc) if cursor.get("newest") else None
         newest = cursor.get("newest")
@@ -159,20 +178,15 @@ class HtmlSource(Source):
             items: list[Item] = []
             now = ctx.clock()
             for element in page.select(self.item_selector):
-                values = {spec.target: spec.extract(element, response.url) for spec in self.list_fields}
-                if values.get("id") in (None, "") and values.get("url"):
-                    values["id"] = values["url"]
-                prefix = self.post_defaults.id_prefix or self.platform
-                post_id = qualify_id(values.get("id"), prefix)
-                when = parse_datetime(values.get("published_at"), self.post_defaults.default_tz, now)
-                if watermark is not None and when is not None and when < watermark:
-                    continue
-                if post_id is not None and ctx.known_id(post_id):
-                    continue
-                if self.detail_fields and not self._detail(values, ctx):
-                    continue
-                post = assemble_post(values, self.post_defaults, now)
-                items.append(Item(post, str(element).encode("utf-8")))
+                raw = str(element).encode("utf-8")
+                try:
+                    item = self._list_item(element, response.url, watermark, now, raw, ctx)
+                except FetchError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - one odd item must not stop its page
+                    item = Item(None, raw, f"item could not be read: {type(exc).__name__}: {exc}")
+                if item is not None:
+                    items.append(item)
             newest = newest_of([i.post for i in items if i.post], newest)
             yield Page(items, {"newest": newest})
             link = page.select_one(self.next_selector) if self.next_selector else None

@@ -16,9 +16,10 @@ from datetime import timezone
 from typing import Any, Iterator
 
 from ingest.http import FetchError
-from ingest.mapping import MappingError, assemble_post, check_field_map, get_path, map_fields
+from ingest.charset import decode
+from ingest.mapping import MappingError, check_field_map, get_path, map_fields
 from ingest.normalize import parse_datetime
-from ingest.sources.base import FetchContext, Item, Options, Page, Source, SourceConfigError, newest_of
+from ingest.sources.base import FetchContext, Item, Options, Page, Source, SourceConfigError, build_item, newest_of
 
 PAGING_MODES = ("none", "cursor", "page")
 
@@ -63,9 +64,10 @@ class JsonApiSource(Source):
             params[self.size_param] = self.size
         response = ctx.get(self.url, params=params, headers={"Accept": "application/json", **self.headers},
                            timeout_s=self.timeout_s)
+        text = decode(response.body, response.headers.get_content_charset(), "json").text
         try:
-            return json.loads(response.body.decode(response.charset))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return json.loads(text)
+        except (json.JSONDecodeError, RecursionError) as exc:
             raise FetchError(self.url, "parse", f"answer is not JSON: {exc}") from None
 
     def _items(self, answer: Any, ctx: FetchContext) -> list[Item]:
@@ -81,7 +83,12 @@ class JsonApiSource(Source):
             if not isinstance(raw_item, dict):
                 out.append(Item(None, raw, f"item is not a JSON object: {type(raw_item).__name__}"))
                 continue
-            out.append(Item(assemble_post(map_fields(raw_item, self.fields), self.post_defaults, now), raw))
+            try:
+                values = map_fields(raw_item, self.fields)
+            except Exception as exc:  # noqa: BLE001 - one odd item must not stop its page
+                out.append(Item(None, raw, f"item could not be mapped: {type(exc).__name__}: {exc}"))
+                continue
+            out.append(build_item(values, self.post_defaults, now, raw))
         return out
 
     def fetch(self, cursor: dict[str, Any], ctx: FetchContext) -> Iterator[Page]:

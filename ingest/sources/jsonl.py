@@ -8,7 +8,6 @@ the continuous mode follows a growing file (a last line without its newline wait
 from __future__ import annotations
 
 import json
-import time
 from datetime import timezone
 from pathlib import Path
 from typing import Any, Iterator
@@ -42,7 +41,7 @@ class JsonlSource(Source):
         if offset > size:
             ctx.progress(f"replay {self.name}: {self.path} shrank below the saved offset; starting over")
             offset, line_no = 0, 0
-        started = time.monotonic()
+        started = ctx.monotonic()
         last_report = started
         first_event: float | None = None
         sent = 0
@@ -63,17 +62,17 @@ class JsonlSource(Source):
                         if when is not None:
                             at = when.timestamp()
                             first_event = at if first_event is None else first_event
-                            delay = started + (at - first_event) / self.speedup - time.monotonic()
+                            delay = started + (at - first_event) / self.speedup - ctx.monotonic()
                             if delay > 0.05 and items:
                                 yield Page(items, {"offset": offset, "line": line_no})
                                 items = []
-                            if delay > 0 and ctx.stop.wait(delay):
+                            if delay > 0 and ctx.pause(delay):
                                 break
                     items.append(item)
                     sent += 1
                 offset += len(raw_line)
                 line_no += 1
-                now = time.monotonic()
+                now = ctx.monotonic()
                 if now - last_report >= PROGRESS_EVERY_S:
                     last_report = now
                     ctx.progress(self._progress(line_no, sent, offset, size, now - started))
@@ -81,7 +80,7 @@ class JsonlSource(Source):
                     yield Page(items, {"offset": offset, "line": line_no})
                     items = []
         yield Page(items, {"offset": offset, "line": line_no})
-        ctx.progress(self._progress(line_no, sent, offset, size, time.monotonic() - started) + " (end of file)")
+        ctx.progress(self._progress(line_no, sent, offset, size, ctx.monotonic() - started) + " (end of file)")
 
     def _progress(self, line_no: int, sent: int, offset: int, size: int, elapsed: float) -> str:
         share = 100.0 * offset / size if size else 100.0

@@ -1,76 +1,115 @@
-"""RSS 2.0 and Atom feeds (news sites, blogs, many forums' "latest threads" feeds).
+"""RSS 0.9x/1.0/2.0 and Atom feeds (news sites, blogs, many forums' "latest threads" feeds).
 
-Parsed with defusedxml (no entity-expansion bombs). Cursor: the newest published_at seen;
-older entries are skipped on later polls, equal ones are left to the id dedup.
+Read with feedparser, which recovers ill-formed feeds (`&nbsp;`, a bare `&` in a title)
+with its loose parser. The bytes are decoded first by ingest.charset (so a feed declaring
+gb2312 that holds GBK-only characters, or big5 with HKSCS ones, reads right) and handed
+over as UTF-8. Entity attacks are refused before any parser runs: a feed that declares
+entities (<!ENTITY ...>: billion laughs, external entities / XXE) is not read at all, and
+any DOCTYPE is removed, so no external DTD is ever fetched.
+Cursor: the newest published_at seen; older entries are skipped on later polls, equal ones
+are left to the id dedup.
 """
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
+import calendar
+import io
+import json
+import re
 from datetime import timezone
 from typing import Any, Iterator
 
-import defusedxml.ElementTree as SafeET
-from defusedxml import DefusedXmlException
+import feedparser
 
+from ingest.charset import to_utf8_xml
 from ingest.http import FetchError
-from ingest.mapping import assemble_post
 from ingest.normalize import parse_datetime
-from ingest.sources.base import FetchContext, Item, Options, Page, Source, newest_of
+from ingest.sources.base import FetchContext, Item, Options, Page, Source, build_item, newest_of
+
+_ENTITY_DECL = re.compile(rb"<!\s*ENTITY", re.IGNORECASE)
+_DOCTYPE = re.compile(r"<!DOCTYPE\b(?:[^<>\[\]]|\[[^\]]*\])*>", re.IGNORECASE)
+_FIRST_ELEMENT = re.compile(r"<[A-Za-z_]")
 
 
-def _local(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
+class UnsafeFeed(ValueError):
+    """A feed that tries an XML entity attack; it is refused whole."""
 
 
-def _child_text(element: ET.Element, *names: str) -> str | None:
-    for name in names:
-        for child in element:
-            if _local(child.tag) == name:
-                text = "".join(child.itertext()).strip()
-                if text:
-                    return text
+def _screen(body: bytes) -> None:
+    if _ENTITY_DECL.search(body):
+        raise UnsafeFeed("feed declares XML entities (<!ENTITY>): refused, it could expand without bound "
+                         "or read external resources")
+
+
+def _drop_doctype(text: str) -> str:
+    start = _FIRST_ELEMENT.search(text)
+    head_end = start.start() if start else len(text)
+    return _DOCTYPE.sub("", text[:head_end]) + text[head_end:]
+
+
+def _entry_time(entry: Any) -> Any:
+    """The entry's own time text; feedparser's parsed form (UTC) when the text is missing."""
+    for key in ("published", "updated", "created", "dc_date"):
+        value = entry.get(key)
+        if value:
+            return value
+    for key in ("published_parsed", "updated_parsed", "created_parsed"):
+        parsed = entry.get(key)
+        if parsed:
+            return calendar.timegm(parsed)
     return None
 
 
-def _atom_link(entry: ET.Element) -> str | None:
-    fallback = None
-    for child in entry:
-        if _local(child.tag) == "link":
-            rel = child.get("rel", "alternate")
-            href = child.get("href") or (child.text or "").strip() or None
-            if rel == "alternate" and href:
-                return href
-            fallback = fallback or href
-    return fallback
+def _entry_text(entry: Any) -> str | None:
+    for block in entry.get("content") or ():
+        value = block.get("value")
+        if value and value.strip():
+            return value
+    for key in ("summary", "description", "subtitle"):
+        value = entry.get(key)
+        if value and value.strip():
+            return value
+    return None
 
 
-def _author(entry: ET.Element) -> str | None:
-    for child in entry:
-        if _local(child.tag) == "author":
-            name = _child_text(child, "name")
-            return name or "".join(child.itertext()).strip() or None
-    return _child_text(entry, "creator")
+def _entry_link(entry: Any) -> str | None:
+    link = entry.get("link")
+    if link:
+        return link
+    for candidate in entry.get("links") or ():
+        if candidate.get("href"):
+            return candidate["href"]
+    return None
 
 
-def parse_feed(body: bytes) -> list[tuple[dict[str, Any], bytes]]:
-    """Feed bytes -> [(flat Post values, raw entry XML)]; raises ValueError on a broken feed."""
-    try:
-        root = SafeET.fromstring(body)
-    except (ET.ParseError, DefusedXmlException) as exc:
-        raise ValueError(f"not a readable RSS/Atom feed: {exc}") from None
-    entries = [e for e in root.iter() if _local(e.tag) in ("item", "entry")]
+def _entry_author(entry: Any) -> str | None:
+    detail = entry.get("author_detail") or {}
+    return detail.get("name") or entry.get("author") or None
+
+
+def parse_feed(body: bytes, header_charset: str | None = None) -> list[tuple[dict[str, Any], bytes]]:
+    """Feed bytes -> [(flat Post values, the entry as JSON bytes)]; ValueError for what cannot be read."""
+    _screen(body)
+    utf8, _decoded = to_utf8_xml(body, header_charset)
+    text = _drop_doctype(utf8.decode("utf-8"))
+    result = feedparser.parse(io.BytesIO(text.encode("utf-8")),
+                              response_headers={"content-type": "application/xml; charset=utf-8"},
+                              sanitize_html=False, resolve_relative_uris=False)
+    if not result.get("version") and not result.entries:
+        problem = result.get("bozo_exception")
+        raise ValueError(f"not a readable RSS/Atom feed: {problem or 'no feed element'}")
     out = []
-    for entry in entries:
-        link = _child_text(entry, "link") if _local(entry.tag) == "item" else _atom_link(entry)
+    for entry in result.entries:
+        link = _entry_link(entry)
         values = {
-            "id": _child_text(entry, "guid", "id") or link,
-            "title": _child_text(entry, "title"),
-            "text": _child_text(entry, "encoded", "content", "description", "summary"),
+            "id": entry.get("id") or link,
+            "title": entry.get("title"),
+            "text": _entry_text(entry),
             "url": link,
-            "published_at": _child_text(entry, "pubDate", "published", "date", "updated"),
-            "author.name": _author(entry),
+            "published_at": _entry_time(entry),
+            "author.name": _entry_author(entry),
         }
-        out.append((values, ET.tostring(entry, encoding="utf-8")))
+        raw = json.dumps({k: v for k, v in values.items() if v is not None}, ensure_ascii=False, default=str)
+        out.append((values, raw.encode("utf-8")))
     return out
 
 
@@ -85,20 +124,19 @@ class RssSource(Source):
     def fetch(self, cursor: dict[str, Any], ctx: FetchContext) -> Iterator[Page]:
         response = ctx.get(self.url, headers=self.headers, timeout_s=self.timeout_s)
         try:
-            entries = parse_feed(response.body)
+            entries = parse_feed(response.body, response.headers.get_content_charset())
         except ValueError as exc:
             raise FetchError(self.url, "parse", str(exc)) from None
         watermark = parse_datetime(cursor.get("newest"), timezone.utc) if cursor.get("newest") else None
         now = ctx.clock()
         items: list[Item] = []
-        posts: list[dict[str, Any]] = []
         for values, raw in entries:
             if self.author_kind and values.get("author.name"):
                 values["author.kind"] = self.author_kind
-            post = assemble_post(values, self.post_defaults, now)
-            when = parse_datetime(post.get("published_at"), timezone.utc)
-            if watermark is not None and when is not None and when < watermark:
-                continue
-            items.append(Item(post, raw))
-            posts.append(post)
-        yield Page(items, {"newest": newest_of(posts, cursor.get("newest"))})
+            item = build_item(values, self.post_defaults, now, raw)
+            if item.post is not None and watermark is not None:
+                when = parse_datetime(item.post.get("published_at"), timezone.utc)
+                if when is not None and when < watermark:
+                    continue
+            items.append(item)
+        yield Page(items, {"newest": newest_of([i.post for i in items if i.post], cursor.get("newest"))})

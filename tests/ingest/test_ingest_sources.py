@@ -1,7 +1,5 @@
 """Sources against a local web server (RSS/Atom, paged JSON, HTML list+detail) and JSONL replay."""
 import json
-import threading
-import time
 
 import pytest
 
@@ -31,7 +29,8 @@ ATOM = """<?xml version="1.0" encoding="utf-8"?>
 
 
 def ctx(**kw):
-    config = HttpConfig(timeout_s=2, retries=1, backoff_base_s=0.01, backoff_max_s=0.02, min_interval_s=0)
+    config = HttpConfig(timeout_s=2, retries=1, backoff_base_s=0.01, backoff_max_s=0.02, min_interval_s=0,
+                        allow_private_networks=("127.0.0.0/8",))
     return FetchContext(http=HttpClient(config), **kw)
 
 
@@ -47,7 +46,8 @@ def drain(src, cursor, context=None):
 def test_rss_items_map_to_posts():
     entries = parse_feed(RSS.encode())
     assert [v["id"] for v, _raw in entries] == ["news-1", "news-2"]
-    assert b"<guid>news-1</guid>" in entries[0][1]
+    raw = json.loads(entries[0][1])
+    assert raw["id"] == "news-1" and raw["title"] == "快送外卖被曝泄露用户信息"
 
 
 def test_rss_source_with_cursor(web):
@@ -74,11 +74,18 @@ def test_atom_feed(web):
     assert post["author"]["name"] == "网友乙" and post["published_at"] == "2026-11-25T10:00:00+08:00"
 
 
-def test_broken_feed_is_a_parse_error(web):
-    web.add("/bad", "<rss><channel><item>", "application/rss+xml")
+def test_a_page_that_is_no_feed_is_a_parse_error(web):
+    web.add("/bad", "<html><body>维护中</body></html>", "application/rss+xml")
     with pytest.raises(FetchError) as info:
         drain(source({"name": "b", "type": "rss", "url": web.url("/bad")}), {})
     assert info.value.status == "parse"
+
+
+def test_a_truncated_feed_is_recovered_and_its_empty_item_is_a_bad_item(web):
+    web.add("/cut", "<rss><channel><item><title>半截</title>", "application/rss+xml")
+    (page,) = list(source({"name": "b", "type": "rss", "url": web.url("/cut")}).fetch({}, ctx()))
+    (item,) = page.items
+    assert item.post is None and item.reason == "published_at: time is missing"
 
 
 def weibo_item(n, minute=0):
@@ -182,7 +189,8 @@ def test_html_detail_pages_are_not_fetched_for_known_ids(web):
     for n in (101, 102, 103):
         web.add(f"/p/{n}", DETAIL.format(body="b", views=1))
     src = html_source(web, list={"item": "li.thread", "fields": {
-        "id": {"selector": "a.t", "attr": "href", "regex": r"/p/(\d+)"}, "url": {"selector": "a.t", "attr": "href"}}})
+        "id": {"selector": "a.t", "attr": "href", "regex": r"/p/(\d+)"}, "url": {"selector": "a.t", "attr": "href"},
+        "published_at": {"selector": "time", "attr": "datetime"}}})
     _pages, posts = drain(src, {}, ctx(known_id=lambda pid: pid in ("tieba:101", "tieba:103")))
     assert [p["id"] for p in posts] == ["tieba:102"]
     assert web.hits("/p/101") == 0 and web.hits("/p/103") == 0
@@ -221,19 +229,40 @@ def test_jsonl_replay_resumes_from_offset(tmp_path):
     assert [p["id"] for p in posts] == ["r:9"]
 
 
+class FakeClock:
+    """Monotonic time that moves only when the source pauses; `stop_at` asks it to stop then."""
+
+    def __init__(self, stop_at=None):
+        self.now = 1000.0
+        self.pauses = []
+        self.stop_at = stop_at
+
+    def monotonic(self):
+        return self.now
+
+    def wait(self, seconds):
+        self.pauses.append(round(seconds, 6))
+        if self.stop_at is not None and self.now + seconds >= self.stop_at:
+            self.now = self.stop_at
+            return True
+        self.now += seconds
+        return False
+
+
 def test_jsonl_speedup_keeps_relative_timing_and_reports_progress(tmp_path):
     path = tmp_path / "p.jsonl"
     write_jsonl(path, [(0, 0), (0, 30), (1, 0)])  # 0 s, 30 s, 60 s of event time
     src = source({"name": "rp", "type": "jsonl", "path": str(path), "speedup": 100})
     talk = []
-    context = ctx(progress=talk.append)
-    started = time.monotonic()
+    clock = FakeClock()
+    context = ctx(progress=talk.append, monotonic=clock.monotonic, wait=clock.wait)
     seen = []
     for page in src.fetch({}, context):
-        seen.extend((round(time.monotonic() - started, 2), i.post["id"]) for i in page.items)
+        seen.extend((round(clock.now - 1000.0, 6), i.post["id"]) for i in page.items)
     # 30 s of posts at 100x = 0.3 s apart
     assert [pid for _t, pid in seen] == ["r:0", "r:1", "r:2"]
-    assert seen[1][0] == pytest.approx(0.3, abs=0.1) and seen[2][0] == pytest.approx(0.6, abs=0.1)
+    assert clock.pauses == [0.3, 0.3]
+    assert [t for t, _pid in seen] == [0.0, 0.3, 0.6]
     assert talk and "end of file" in talk[-1] and "line 3" in talk[-1]
 
 
@@ -241,11 +270,9 @@ def test_jsonl_replay_stops_promptly(tmp_path):
     path = tmp_path / "p.jsonl"
     write_jsonl(path, [(0, 0), (59, 0)])
     src = source({"name": "rp", "type": "jsonl", "path": str(path), "speedup": 1})
-    context = ctx()
-    threading.Timer(0.2, context.stop.set).start()
-    started = time.monotonic()
-    pages = list(src.fetch({}, context))
-    assert time.monotonic() - started < 2
+    clock = FakeClock(stop_at=1000.2)  # asked to stop 0.2 s into a 59-minute pause
+    pages = list(src.fetch({}, ctx(monotonic=clock.monotonic, wait=clock.wait)))
+    assert clock.pauses == [59 * 60.0] and clock.now == 1000.2
     assert [i.post["id"] for p in pages for i in p.items] == ["r:0"]
     assert pages[-1].cursor["line"] == 1  # the unsent line is sent after a restart
 
