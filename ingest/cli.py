@@ -25,6 +25,11 @@ def register(subparsers: Any) -> None:
     crawl.add_argument("--from-start", action="store_true",
                        help="with --jsonl: forget the saved offset and replay the whole file")
     crawl.add_argument("--once", action="store_true", help="poll every source once and exit")
+    crawl.add_argument("--out", type=Path, metavar="POSTS.jsonl",
+                       help="with --config --once: preview a source - write the normalised posts here "
+                            "instead of Kafka (no broker needed; cursors start fresh unless --state-dir)")
+    crawl.add_argument("--dlq-out", type=Path, metavar="REJECTS.jsonl",
+                       help="with --out: write the rejected items here, one JSON object each with its reason")
     _kafka_options(crawl)
     crawl.add_argument("--state-dir", type=Path, help="cursors and dedup state (default: STATE_DIR/crawl)")
     crawl.add_argument("--metrics-port", type=int,
@@ -34,9 +39,13 @@ def register(subparsers: Any) -> None:
     report = subparsers.add_parser(
         "report-server", help="HTTP endpoint (POST /reports) that files reports into Kafka posts.raw",
         description="Accept reports from employees (OA) and users (in-app feedback) as JSON or "
-                    "form posts, validate them and produce them to Kafka. GET /healthz, GET /metrics.")
-    report.add_argument("--host", help="address to bind (default: metrics.host)")
-    report.add_argument("--port", type=int, help="port (default: metrics.report_server_port)")
+                    "form posts with a bearer token (YUQING_REPORT_TOKENS=name:token,... or the "
+                    "report.tokens_file setting), validate them and produce them to Kafka. "
+                    "Public port: POST /reports, GET /healthz, /readyz; metrics port: GET /metrics.")
+    report.add_argument("--host", help="public address to bind (default: report.host)")
+    report.add_argument("--port", type=int, help="public port (default: report.port)")
+    report.add_argument("--metrics-port", type=int,
+                        help="serve /metrics on metrics.host at this port (default: metrics.report_server_port; 0 = off)")
     _kafka_options(report)
     report.set_defaults(func=run_report_server)
 
@@ -92,6 +101,11 @@ def run_crawl(args: argparse.Namespace) -> int:
         raise CommandError("--speedup must be >= 0")
     if args.config is not None and (args.speedup or args.follow or args.from_start):
         raise CommandError("--speedup, --follow and --from-start go with --jsonl")
+    preview = args.out is not None
+    if args.dlq_out is not None and not preview:
+        raise CommandError("--dlq-out goes with --out")
+    if preview and (args.config is None or not args.once):
+        raise CommandError("--out previews a crawl config: use it with --config FILE --once")
     if args.jsonl is not None:
         if not args.jsonl.is_file():
             raise CommandError(f"replay file {args.jsonl} does not exist")
@@ -108,6 +122,12 @@ def run_crawl(args: argparse.Namespace) -> int:
         once = args.once
         if not config.sources:
             raise CommandError(f"{args.config}: every source is disabled")
+    scratch = None
+    if preview and args.state_dir is None:
+        import tempfile
+
+        scratch = tempfile.TemporaryDirectory(prefix="yuqing-preview-")
+        args.state_dir = Path(scratch.name)  # a preview never moves the live cursors
     state_dir = (args.state_dir or settings.state_dir / "crawl").resolve()
     try:
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -118,13 +138,23 @@ def run_crawl(args: argparse.Namespace) -> int:
         raise CommandError(f"state dir {state_dir}: {exc}") from None
     metrics = IngestMetrics()
     port = settings.metrics.crawler_port if args.metrics_port is None else args.metrics_port
+    if preview and args.metrics_port is None:
+        port = 0
     if port:
         try:
             start_http_server(port, addr=settings.metrics.host, registry=metrics.registry)
         except OSError as exc:
             raise CommandError(f"cannot serve metrics on {settings.metrics.host}:{port}: {exc.strerror}"
                                " (pass --metrics-port 0 to turn them off)") from None
-    producer = _producer(args, settings, "yuqing-crawl", linger_ms=20)
+    if preview:
+        from ingest.preview import PreviewSink
+
+        try:
+            producer = PreviewSink(args.out, args.dlq_out)
+        except OSError as exc:
+            raise CommandError(f"cannot write the preview: {exc}") from None
+    else:
+        producer = _producer(args, settings, "yuqing-crawl", linger_ms=20)
     crawler = Crawler(config.sources, producer, HttpClient(config.http), state_dir, metrics, deduper)
     _stop_on_sigterm(crawler.stop)
     names = ", ".join(s.name for s in config.sources)
@@ -142,27 +172,44 @@ def run_crawl(args: argparse.Namespace) -> int:
         crawler.stop.set()
     finally:
         producer.close()
+        if preview:
+            print(f"crawl preview: {producer.counts['post']} post(s) -> {args.out}, "
+                  f"{producer.counts['dlq']} reject(s)" + (f" -> {args.dlq_out}" if args.dlq_out else ""),
+                  file=sys.stderr)
+        if scratch is not None:
+            scratch.cleanup()
     return 0
 
 
 def run_report_server(args: argparse.Namespace) -> int:
     from ingest.report import ReportServer
+    from ingest.report_auth import TokenError, load_registry
     from yuqing.cli import CommandError
 
     settings = _settings()
-    host = args.host or settings.metrics.host
-    port = settings.metrics.report_server_port if args.port is None else args.port
+    try:
+        tokens = load_registry(settings.report.tokens_file)
+    except TokenError as exc:
+        raise CommandError(str(exc)) from None
+    host = args.host or settings.report.host
+    port = settings.report.port if args.port is None else args.port
+    metrics_port = settings.metrics.report_server_port if args.metrics_port is None else args.metrics_port
     producer = _producer(args, settings, "yuqing-report", linger_ms=0)
     try:
-        server = ReportServer(producer, host, port)
+        server = ReportServer(producer, tokens, settings.report, host=host, port=port,
+                              metrics_host=settings.metrics.host, metrics_port=metrics_port or None)
     except OSError as exc:
         producer.close()
-        raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        raise CommandError(f"cannot listen on {host}:{port} or metrics {settings.metrics.host}:{metrics_port}: "
+                           f"{exc.strerror}") from None
     stop = threading.Event()
     _stop_on_sigterm(stop)
     server.start()
-    print(f"report-server: POST http://{host}:{server.port}/reports -> {producer.topic}; "
-          f"GET /healthz, /metrics", file=sys.stderr)
+    metrics_note = (f"; GET http://{settings.metrics.host}:{server.metrics_port}/metrics"
+                    if server.metrics_port else "")
+    print(f"report-server: POST http://{host}:{server.port}/reports -> {producer.topic} "
+          f"({len(tokens)} token(s): {', '.join(tokens.names)}); GET /healthz, /readyz{metrics_note}",
+          file=sys.stderr)
     try:
         stop.wait()
     except KeyboardInterrupt:

@@ -3,7 +3,14 @@
 Order matters for "no loss, no re-send": a page's posts are flushed to Kafka first; only
 then are the dedup state and the source's cursor written (atomically). A crash between
 the two re-sends that page on restart (at-least-once), never skips it. A failed delivery
-forgets the page's dedup entries, so the next poll sends the same posts again.
+(broker down, timeout) forgets the page's dedup entries, so the next poll sends the same
+posts again; a record the broker refuses for itself (too large, a timestamp it will not
+take) goes to the dead-letter topic instead, so one bad post can never hold a source's
+cursor still forever.
+
+Isolation: a bad item is dead-lettered with its reason and its page goes on; an error in
+one source (any exception) fails that poll only, is counted in its health, and the other
+sources are polled as usual.
 """
 from __future__ import annotations
 
@@ -21,8 +28,11 @@ from ingest.http import FetchError, HttpClient
 from ingest.metrics import IngestMetrics
 from ingest.producer import DeliveryError
 from ingest.sources.base import FetchContext, Item, Source, SourceConfigError
-from ingest.state import CursorStore
+from ingest.state import CursorStore, StateError
+from ingest.times import future_reason
 from yuqing.post import Post, Rejected, parse_post
+
+DLQ_RAW_LIMIT = 128 * 1024
 
 
 class Sink(Protocol):
@@ -42,20 +52,48 @@ class PollResult:
     duplicates: int = 0
     pages: int = 0
     error: str | None = None
+    health: "SourceHealth | None" = None
 
     def summary(self) -> str:
         text = (f"{self.source}: {self.fetched} fetched, {self.produced} produced, "
                 f"{self.rejected} rejected, {self.duplicates} duplicate")
-        return text + (f"; FAILED: {self.error}" if self.error else "")
+        text += f"; FAILED: {self.error}" if self.error else ""
+        return text + (f" [{self.health.describe()}]" if self.health else "")
 
 
-def validate(item: Item) -> Post | Rejected:
-    """An item as the contract sees it; the raw bytes kept for the DLQ are the source's own."""
+@dataclass
+class SourceHealth:
+    """How a source has been doing across polls (also exported as metrics)."""
+
+    last_success: datetime | None = None
+    consecutive_failures: int = 0
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+
+    def describe(self) -> str:
+        ok = self.last_success.isoformat(timespec="seconds") if self.last_success else "never"
+        text = f"last success {ok}, {self.consecutive_failures} consecutive failure(s)"
+        return text + (f", last error: {self.last_error}" if self.last_error else "")
+
+
+def validate(item: Item, fetched_at: datetime | None = None) -> Post | Rejected:
+    """An item as the contract sees it; the raw bytes kept for the DLQ are the source's own.
+
+    With `fetched_at`, a post dated more than 5 minutes after it is rejected: the broker
+    would refuse it (or worse, event time would jump ahead for everyone).
+    """
     if item.post is None:
         return Rejected(reason=item.reason or "unreadable item", raw=item.raw)
-    parsed = parse_post(json.dumps(item.post, ensure_ascii=False).encode("utf-8"))
+    try:
+        parsed = parse_post(json.dumps(item.post, ensure_ascii=False, allow_nan=False).encode("utf-8"))
+    except (TypeError, ValueError) as exc:
+        return Rejected(reason=f"item is not contract JSON: {exc}", raw=item.raw)
     if isinstance(parsed, Rejected):
         return Rejected(reason=parsed.reason, raw=item.raw)
+    if fetched_at is not None:
+        ahead = future_reason(parsed.published_at, fetched_at)
+        if ahead is not None:
+            return Rejected(reason=ahead, raw=item.raw)
     return parsed
 
 
@@ -69,11 +107,53 @@ class Crawler:
     deduper: Deduper | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr, flush=True)
+    clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
 
     def __post_init__(self) -> None:
         self.cursors = CursorStore(self.state_dir)
         if self.deduper is None:
             self.deduper = Deduper(path=Path(self.state_dir) / "dedup.json")
+        self.health: dict[str, SourceHealth] = {source.name: SourceHealth() for source in self.sources}
+
+    def _failed(self, source: str, result: PollResult, status: str, message: str) -> None:
+        result.error = message
+        self.metrics.errors.labels(source, status).inc()
+        health = self.health.setdefault(source, SourceHealth())
+        health.consecutive_failures += 1
+        health.last_error = message
+        health.last_error_at = self.clock()
+        self.metrics.failed(source, status, health.consecutive_failures)
+
+    def _succeeded(self, source: str) -> None:
+        health = self.health.setdefault(source, SourceHealth())
+        health.consecutive_failures = 0
+        health.last_success = self.clock()
+        self.metrics.success(source)
+
+    def _deliver(self, added: list[Post], source: Source) -> int:
+        """Flush the page; records the broker refuses for themselves are dead-lettered. Returns how many."""
+        try:
+            self.sink.flush()
+            return 0
+        except DeliveryError as exc:
+            if exc.transient or not exc.refused:
+                raise
+            refused = exc.refused
+        refused_ids = set()
+        for kind, key, value, label, reason in refused:
+            if kind != "post":
+                raise DeliveryError(f"dead-letter topic refused a record: {reason}", 1, 1)
+            refused_ids.add(key.decode("utf-8") if key else None)
+            if len(value) > DLQ_RAW_LIMIT:  # the dead letter must fit where the post did not
+                reason, value = f"{reason} (raw cut to {DLQ_RAW_LIMIT} of {len(value)} bytes)", value[:DLQ_RAW_LIMIT]
+            self.sink.send_dlq(reason, value, label)
+        self.sink.flush()
+        assert self.deduper is not None
+        for post in [p for p in added if p.id in refused_ids]:
+            self.deduper.forget(post)
+            added.remove(post)
+        self.log(f"crawl {source.name}: {len(refused)} post(s) refused by Kafka went to the dead-letter topic")
+        return len(refused)
 
     def poll(self, source: Source) -> PollResult:
         """One pass over a source: every page it yields, delivered and committed in turn."""
@@ -86,17 +166,23 @@ class Crawler:
             observe=lambda status: self.metrics.requests.labels(source.name, status).inc(),
             stop=self.stop,
             progress=self.log,
+            clock=self.clock,
         )
         try:
             cursor = self.cursors.load(source.name)
             for page in source.fetch(cursor, ctx):
                 added: list[Post] = []
                 rejected = 0
+                fetched_at = self.clock()
                 try:
                     for item in page.items:
                         result.fetched += 1
                         self.metrics.fetched.labels(source.name).inc()
-                        checked = validate(item)
+                        try:
+                            checked = validate(item, fetched_at)
+                        except Exception as exc:  # noqa: BLE001 - one odd item must not stop its page
+                            checked = Rejected(reason=f"item could not be checked: {type(exc).__name__}: {exc}",
+                                               raw=item.raw)
                         if isinstance(checked, Rejected):
                             self.sink.send_dlq(checked.reason, checked.raw, source.name)
                             rejected += 1
@@ -108,8 +194,16 @@ class Crawler:
                             continue
                         dedup.add(checked)
                         added.append(checked)
-                        self.sink.send_post(checked, source.name)
-                    self.sink.flush()
+                        try:
+                            self.sink.send_post(checked, source.name)
+                        except DeliveryError as exc:
+                            if exc.transient or not exc.refused:
+                                raise
+                            added.remove(checked)
+                            dedup.forget(checked)
+                            self.sink.send_dlq(str(exc), checked.to_json().encode("utf-8"), source.name)
+                            rejected += 1
+                    rejected += self._deliver(added, source)
                 except DeliveryError as exc:
                     for post in added:
                         dedup.forget(post)  # so the next poll sends them again
@@ -125,19 +219,18 @@ class Crawler:
                 dedup.save()
                 self.cursors.save(source.name, page.cursor)
                 result.pages += 1
-            self.metrics.success(source.name)
+            self._succeeded(source.name)
         except FetchError as exc:
-            result.error = str(exc)
-            self.metrics.errors.labels(source.name, exc.status).inc()
+            self._failed(source.name, result, exc.status, str(exc))
         except DeliveryError as exc:
-            result.error = str(exc)
-            self.metrics.errors.labels(source.name, "produce").inc()
+            self._failed(source.name, result, "produce", str(exc))
         except SourceConfigError as exc:
-            result.error = str(exc)
-            self.metrics.errors.labels(source.name, "config").inc()
-        except OSError as exc:
-            result.error = f"{type(exc).__name__}: {exc}"
-            self.metrics.errors.labels(source.name, "io").inc()
+            self._failed(source.name, result, "config", str(exc))
+        except (OSError, StateError) as exc:
+            self._failed(source.name, result, "io", f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - a bug in one source must not stop the others
+            self._failed(source.name, result, "internal", f"{type(exc).__name__}: {exc}")
+        result.health = self.health.get(source.name)
         return result
 
     def run_once(self) -> list[PollResult]:

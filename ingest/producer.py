@@ -15,18 +15,32 @@ from datetime import datetime, timezone
 from typing import Any
 
 from kafka import KafkaProducer
-from kafka.errors import KafkaError
+from kafka.errors import BrokerResponseError, KafkaError
 
 from yuqing.post import Post
 
 
 class DeliveryError(RuntimeError):
-    """Kafka did not take some records; `failed` of `total` are named in the message."""
+    """Kafka did not take some records; `failed` of `total` are named in the message.
 
-    def __init__(self, message: str, failed: int = 0, total: int = 0):
+    `refused` lists the records the broker will never take (too large, a timestamp it
+    refuses, a value the client cannot encode) as (kind, key, value, label, reason): sending
+    them again cannot help, so the caller dead-letters them and moves on. `transient`
+    counts the failures worth retrying (broker down, timeouts).
+    """
+
+    def __init__(self, message: str, failed: int = 0, total: int = 0,
+                 refused: list[tuple[str, bytes | None, bytes, str, str]] | None = None, transient: int | None = None):
         super().__init__(message)
         self.failed = failed
         self.total = total
+        self.refused = refused or []
+        self.transient = failed - len(self.refused) if transient is None else transient
+
+
+def is_refusal(exc: BaseException | None) -> bool:
+    """A broker answer that no retry will change (the record itself is unacceptable)."""
+    return isinstance(exc, BrokerResponseError) and not exc.retriable
 
 
 def dlq_record(reason: str, raw: bytes, source: str | None, now: datetime | None = None) -> dict[str, Any]:
@@ -49,6 +63,8 @@ class Sent:
     future: Any
     kind: str   # "post" | "dlq"
     label: str  # source name, for failure accounting
+    key: bytes | None = None
+    value: bytes = b""
 
 
 class PostProducer:
@@ -89,9 +105,11 @@ class PostProducer:
         try:
             future = self._producer.send(topic, key=key, value=value, timestamp_ms=timestamp_ms)
         except (KafkaError, ValueError, TypeError) as exc:  # bad topic names raise ValueError
-            raise DeliveryError(f"Kafka refused a {kind} record for {topic}: {exc}", 1, 1) from None
+            message = f"Kafka refused a {kind} record for {topic}: {exc}"
+            refused = [(kind, key, value, label, message)] if is_refusal(exc) else []
+            raise DeliveryError(message, 1, 1, refused) from None
         with self._lock:
-            self._pending.append(Sent(future, kind, label))
+            self._pending.append(Sent(future, kind, label, key, value))
         return future
 
     def deliver_post(self, post: Post) -> Any:
@@ -131,8 +149,10 @@ class PostProducer:
                 delivered[sent.kind] += 1
         if failures:
             first = failures[0][1]
+            refused = [(sent.kind, sent.key, sent.value, sent.label, reason) for sent, reason in failures
+                       if sent.future.is_done and is_refusal(sent.future.exception)]
             error = DeliveryError(f"{len(failures)} of {len(pending)} records not delivered: {first}",
-                                  len(failures), len(pending))
+                                  len(failures), len(pending), refused)
             error.failures = failures  # type: ignore[attr-defined]
             raise error
         return delivered

@@ -91,7 +91,7 @@ def test_crawl_exact_counts_keys_timestamps_dlq_and_restart(tmp_path, web, kafka
     assert by_id["news:n1"]["published_at"] == "2026-11-25T02:00:00+00:00"
 
     (dead,) = [json.loads(r.value) for r in topic_reader(dlq, expect=1)]
-    assert dead["reason"] == "missing required field(s): published_at"
+    assert dead["reason"] == "published_at: time is missing"
     assert dead["stage"] == "ingest" and dead["source"] == "weibo"
     raw = base64.b64decode(dead["raw_b64"])
     assert json.loads(raw) == BAD_ITEM and dead["raw"] == raw.decode()
