@@ -79,7 +79,7 @@ def refusal(address: IPAddress) -> str | None:
         return f"{why} (inside {address})" if why else None
     checks = (("unspecified", address.is_unspecified), ("loopback", address.is_loopback),
               ("link-local", address.is_link_local), ("multicast", address.is_multicast),
-              ("private", address.is_private), ("reserved", address.is_reserved),
+              ("reserved", address.is_reserved), ("private", address.is_private),
               ("not globally routable", not address.is_global))
     for label, hit in checks:
         if hit:

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterator, Mapping
 
 from ingest.http import HttpClient, Response
+from ingest.netguard import expand_headers
 from ingest.mapping import PostDefaults, assemble_post
 from ingest.normalize import parse_tz
 from ingest.times import DEFAULT_ZONE, TimeError, future_reason, parse_time
@@ -121,7 +122,11 @@ class Source(ABC):
         self.interval_s = opts.number("interval_s", self.default_interval_s, minimum=0.0)
         self.enabled: bool = opts.get("enabled", True, kind=bool)
         self.timeout_s: float | None = opts.get("timeout_s", None, kind=(int, float))
-        self.headers: dict[str, str] = {str(k): str(v) for k, v in opts.get("headers", {}, kind=dict).items()}
+        raw_headers = {str(k): str(v) for k, v in opts.get("headers", {}, kind=dict).items()}
+        try:
+            self.headers: dict[str, str] = expand_headers(raw_headers, self.where)   # ${ENV} tokens
+        except ValueError as exc:
+            raise SourceConfigError(str(exc)) from None
         try:
             tz = parse_tz(opts.get("timezone", DEFAULT_ZONE, kind=str))
         except ValueError as exc:
