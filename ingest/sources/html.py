@@ -18,8 +18,9 @@ from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning, Tag
 from soupsieve import SelectorSyntaxError
 
 from ingest.charset import decode
-from ingest.http import FetchError, RobotsDisallowed
+from ingest.http import AddressBlocked, FetchError, RobotsDisallowed
 from ingest.mapping import MappingError, POST_PATHS, qualify_id
+from ingest.netguard import redact_url, same_site
 from ingest.normalize import parse_datetime
 from ingest.sources.base import FetchContext, Item, Options, Page, Source, SourceConfigError, build_item, newest_of
 
@@ -105,6 +106,8 @@ class HtmlSource(Source):
 
     def configure(self, opts: Options) -> None:
         self.url: str = opts.get("url", required=True, kind=str)
+        # hosts besides the source's own whose detail/next links may be followed ("*.example.com" too)
+        self.follow_hosts: list[str] = [str(h) for h in opts.get("follow_hosts", [], kind=list)]
         listing = Options(opts.get("list", required=True, kind=dict), f"{self.where} list")
         self.item_selector: str = listing.get("item", required=True, kind=str)
         self.list_fields = _specs(listing.get("fields", required=True, kind=dict), f"{self.where} list")
@@ -130,11 +133,11 @@ class HtmlSource(Source):
     def _detail(self, values: dict[str, Any], ctx: FetchContext) -> bool:
         """Merge the detail page into `values`; False when the item must be skipped."""
         link = values.get(self.detail_url_from)
-        if not link:
-            return True
+        if not link or not same_site(str(link), self.url, self.follow_hosts):
+            return True   # no detail page, or one on another host: the list values stand alone
         try:
             response = ctx.get(link, headers=self.headers, timeout_s=self.timeout_s)
-        except RobotsDisallowed:
+        except (RobotsDisallowed, AddressBlocked):
             return False
         except FetchError as exc:
             if exc.status.isdigit() and 400 <= int(exc.status) < 500:
@@ -191,6 +194,9 @@ class HtmlSource(Source):
             yield Page(items, {"newest": newest})
             link = page.select_one(self.next_selector) if self.next_selector else None
             url = urljoin(response.url, link["href"]) if link is not None and link.get("href") else None
+            if url is not None and not same_site(url, self.url, self.follow_hosts):
+                ctx.progress(f"{self.name}: next link to another host not followed: {redact_url(url)}")
+                url = None
 
 
 __all__ = ["HtmlSource", "FieldSpec", "MappingError"]

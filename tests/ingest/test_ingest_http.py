@@ -1,5 +1,7 @@
-"""The crawler HTTP client against a local server: robots, retries, backoff, timeouts, pacing."""
+"""The crawler HTTP client against local servers: robots (protego), retries, backoff, timeouts, pacing,
+and safety: decompressed-size cap, address guard on every hop, credentials across origins, link scope."""
 import time
+from datetime import datetime, timezone
 
 import pytest
 
@@ -549,3 +551,52 @@ def test_expanded_headers_may_not_smuggle_line_breaks():
     with pytest.raises(ValueError) as info:
         expand_headers({"X-A": "${EVIL}"}, "sources[0] (a)", {"EVIL": "x\r\nX-Injected: 1"})
     assert "line breaks" in str(info.value) and "Injected" not in str(info.value)
+
+
+# ---------------------------------------------------------------- links found on crawled pages
+def board(detail_base: str, next_url: str) -> str:
+    return f"""<html><head><meta charset="utf-8"></head><body><ul>
+    <li class="t"><a href="/p/1">快送外卖又崩了</a><time datetime="2026-12-06T10:00:00+08:00"></time></li>
+    <li class="t"><a href="{detail_base}/p/2">飛鳥出行數據洩露</a><time datetime="2026-12-06T10:05:00+08:00"></time></li>
+    </ul><a class="next" href="{next_url}">下一页</a></body></html>"""
+
+
+def html_board(site, **extra):
+    from ingest.sources import build_source
+    raw = {"name": "bbs", "type": "html", "url": site.url("/board"), "platform": "forum",
+           "list": {"item": "li.t", "next": "a.next", "max_pages": 3,
+                    "fields": {"url": {"selector": "a", "attr": "href"}, "title": "a",
+                               "published_at": {"selector": "time", "attr": "datetime"}}},
+           "detail": {"fields": {"text": "div.body"}}, **extra}
+    return build_source(raw, "sources[0]")
+
+
+def crawl_pages(src):
+    from ingest.sources.base import FetchContext
+    notes = []
+    ctx = FetchContext(http=HttpClient(fast()), progress=notes.append,
+                       clock=lambda: datetime(2026, 12, 6, 3, 0, tzinfo=timezone.utc))
+    posts = [item.post for page in src.fetch({}, ctx) for item in page.items]
+    return posts, notes
+
+
+def test_detail_and_next_links_stay_on_the_source_host(site_a, site_b):
+    site_a.add("/board", board(site_b.base, site_b.url("/board?page=2")), Content_Type="text/html; charset=utf-8")
+    site_a.add("/p/1", '<div class="body">正文一</div>', Content_Type="text/html; charset=utf-8")
+    site_b.add("/p/2", '<div class="body">正文二</div>', Content_Type="text/html; charset=utf-8")
+    site_b.add("/board?page=2", board(site_b.base, ""), Content_Type="text/html; charset=utf-8")
+    posts, notes = crawl_pages(html_board(site_a))
+    assert [p["title"] for p in posts] == ["快送外卖又崩了", "飛鳥出行數據洩露"]
+    assert posts[0]["text"] == "正文一" and posts[1]["text"] != "正文二"   # list values only
+    assert site_b.requests == []
+    assert len(notes) == 1 and "not followed" in notes[0] and "127.0.0.2" in notes[0]
+
+
+def test_follow_hosts_lets_listed_hosts_through(site_a, site_b):
+    site_a.add("/board", board(site_b.base, site_b.url("/board?page=2")), Content_Type="text/html; charset=utf-8")
+    site_a.add("/p/1", '<div class="body">正文一</div>', Content_Type="text/html; charset=utf-8")
+    site_b.add("/p/2", '<div class="body">正文二</div>', Content_Type="text/html; charset=utf-8")
+    site_b.add("/board?page=2", "<html><body></body></html>", Content_Type="text/html; charset=utf-8")
+    posts, _notes = crawl_pages(html_board(site_a, follow_hosts=["127.0.0.2"]))
+    assert [p["text"] for p in posts] == ["正文一", "正文二"]
+    assert site_b.hits("/p/2") == 1 and site_b.hits("/board?page=2") == 1
