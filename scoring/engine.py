@@ -17,8 +17,8 @@ from typing import Any, Callable, Iterable, Sequence
 from scoring.alerts import AlertEvent, AlertState, next_level
 from scoring.features import Accumulator, WindowStats, post_features
 from scoring.matching import Matcher, MatchResult
-from scoring.risk import (Assessment, Baseline, Playbook, RiskConfig, category_weight, influence,
-                          level_for, load_playbooks, risk_score, severity, update_baseline, volatility)
+from scoring.risk import (Assessment, Baseline, Playbook, RiskConfig, assess, category_weight, level_for,
+                          load_playbooks, update_baseline)
 from scoring.watchlist import Watchlist
 from yuqing.post import Post
 
@@ -85,17 +85,23 @@ def alert_forecast(stats: WindowStats, history: tuple[int, ...], baseline: Basel
 
 def score_window(stats: WindowStats, state: KeyState, watchlist: Watchlist | None, cfg: RiskConfig,
                  playbooks: dict[str, Playbook], examples: Sequence[dict[str, Any]] = (),
-                 computed_at: str | None = None) -> tuple[Assessment, AlertEvent | None, KeyState]:
-    """Score one closed window of one key and advance the key's state."""
+                 computed_at: str | None = None, learn_only: bool = False
+                 ) -> tuple[Assessment, AlertEvent | None, KeyState]:
+    """Score one closed window of one key and advance the key's state.
+
+    `learn_only` (a warm-up: the first hours of a replay) teaches the key's baseline and
+    leaves its alert state alone: no level change, no event."""
     slide_s = cfg.window.slide_s
-    inf = influence(stats, cfg.influence)
-    sev = severity(stats, category_weight(stats.category, watchlist, cfg.severity), cfg.severity)
-    vol = volatility(stats, state.baseline, slide_s, cfg.volatility)
-    score = risk_score(inf, sev, vol, cfg.score)
-    alert, change = next_level(state.alert, score, stats.window_end_ms, slide_s * 1000, cfg.score, cfg.alerts)
+    scores = assess(stats, state.baseline, category_weight(stats.category, watchlist, cfg.severity), cfg)
+    inf, sev, vol, score = scores.influence, scores.severity, scores.volatility, scores.risk_score
+    if learn_only:
+        alert, change = state.alert, None
+    else:
+        alert, change = next_level(state.alert, score, stats.window_end_ms, slide_s * 1000, cfg.score, cfg.alerts)
     history, history_end = extend_history(state, stats, slide_s * 1000)
-    new_state = KeyState(update_baseline(state.baseline, stats, stats.window_end_ms, slide_s, cfg.volatility), alert,
-                         history, history_end)
+    baseline = update_baseline(state.baseline, stats, stats.window_end_ms, slide_s, cfg.volatility, cfg.normal,
+                               elevated=alert.level != "low", influence_cfg=cfg.influence)
+    new_state = KeyState(baseline, alert, history, history_end)
     assessment = Assessment(
         brand=stats.brand, category=stats.category,
         window_start_ms=stats.window_start_ms, window_end_ms=stats.window_end_ms,

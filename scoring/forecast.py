@@ -283,11 +283,8 @@ def posts_to_reach(stats, baseline, category_severity: float, target_level: str,
         return None
 
     def level_at(factor: float) -> int:
-        s = _scaled(stats, factor)
-        inf = risk.influence(s, cfg.influence)
-        sev = risk.severity(s, category_severity, cfg.severity)
-        vol = risk.volatility(s, baseline, cfg.window.slide_s, cfg.volatility)
-        return risk.LEVELS.index(risk.level_for(risk.risk_score(inf, sev, vol, cfg.score), cfg.score))
+        score = risk.assess(_scaled(stats, factor), baseline, category_severity, cfg).risk_score
+        return risk.LEVELS.index(risk.level_for(score, cfg.score))
 
     if level_at(1.0) >= want:
         return float(stats.posts)

@@ -86,6 +86,17 @@ class VolatilityConfig:
 
 
 @dataclass(frozen=True)
+class NormalConfig:
+    """A key's own normal (its baseline of volume, negativity and spread): influence and
+    severity count only what goes beyond it, so a brand's everyday chatter is not a crisis."""
+
+    alpha: float = 1.0 / 60.0  # per window close (1 min): ~1 h memory; a new key starts from 0
+    settle_windows: int = 120  # learned windows after which an elevated window no longer teaches the normal
+    noise_sigmas: float = 1.0  # counts within this many Poisson sigmas of the normal are not excess
+    quiet_rate: float = 1.0  # posts/min of normal that every key may have: a quieter key is scored as today
+
+
+@dataclass(frozen=True)
 class ScoreConfig:
     """risk = severity^severity_exponent * exposure^(1-severity_exponent)."""
 
@@ -109,6 +120,7 @@ class RiskConfig:
     influence: InfluenceConfig = field(default_factory=InfluenceConfig)
     severity: SeverityConfig = field(default_factory=SeverityConfig)
     volatility: VolatilityConfig = field(default_factory=VolatilityConfig)
+    normal: NormalConfig = field(default_factory=NormalConfig)
     score: ScoreConfig = field(default_factory=ScoreConfig)
     alerts: AlertConfig = field(default_factory=AlertConfig)
 
@@ -146,7 +158,7 @@ def validate_config(cfg: RiskConfig) -> RiskConfig:
         if not ok:
             raise RiskConfigError(message)
 
-    for section in ("influence", "severity", "volatility", "score", "alerts", "window", "features"):
+    for section in ("influence", "severity", "volatility", "normal", "score", "alerts", "window", "features"):
         for f in fields(getattr(cfg, section)):
             value = getattr(getattr(cfg, section), f.name)
             check(value >= 0, f"{section}.{f.name}: must not be negative, got {value}")
@@ -162,6 +174,7 @@ def validate_config(cfg: RiskConfig) -> RiskConfig:
     check(0 <= s.severity_exponent <= 1, "score.severity_exponent must be in 0..1")
     check(0 <= s.exposure_influence <= 1, "score.exposure_influence must be in 0..1")
     check(0 < cfg.volatility.ewma_alpha <= 1, "volatility.ewma_alpha must be in (0, 1]")
+    check(0 < cfg.normal.alpha <= 1, "normal.alpha must be in (0, 1]")
     check(cfg.alerts.margin < s.medium, "alerts.margin must be smaller than score.medium")
     check(0 <= cfg.severity.general_severity <= 1, "severity.general_severity must be in 0..1")
     check(cfg.severity.floor <= 1 and cfg.severity.legal_weight <= 1, "severity.floor and legal_weight must be <= 1")
@@ -212,22 +225,58 @@ def _weighted(parts: dict[str, float], weights: dict[str, float]) -> float:
     return _clip(sum(weights[k] * parts[k] for k in parts) / total)
 
 
-def influence_parts(stats: WindowStats, cfg: InfluenceConfig = InfluenceConfig()) -> dict[str, float]:
-    core = stats.media_posts * cfg.media_weight + stats.kol_posts * cfg.kol_weight + stats.official_posts * cfg.official_weight
-    platforms = 0.0 if cfg.platforms_ref <= 1 else (stats.distinct_platforms - 1) / (cfg.platforms_ref - 1)
+def core_posts(stats: WindowStats, cfg: InfluenceConfig = InfluenceConfig()) -> float:
+    """Core-spreader posts weighted by tier (media > big-V > official)."""
+    return stats.media_posts * cfg.media_weight + stats.kol_posts * cfg.kol_weight + stats.official_posts * cfg.official_weight
+
+
+def excess(count: float, expected: float, noise_sigmas: float) -> float:
+    """What a count has beyond its expected value and that value's Poisson noise."""
+    if expected <= 0:
+        return max(0.0, count)
+    return max(0.0, count - expected - noise_sigmas * math.sqrt(expected))
+
+
+def normal_share(baseline: "Baseline", normal: "NormalConfig | None" = None) -> float:
+    """The part of a key's normal that is discounted: 0 for a key at or under the quiet
+    rate (scored on absolute numbers, as a new key), tending to 1 for a loud key."""
+    q = (normal or NormalConfig()).quiet_rate
+    if baseline.norm_posts <= q:
+        return 0.0
+    return (baseline.norm_posts - q) / baseline.norm_posts
+
+
+def influence_parts(stats: WindowStats, cfg: InfluenceConfig = InfluenceConfig(),
+                    baseline: "Baseline | None" = None, normal: "NormalConfig | None" = None) -> dict[str, float]:
+    """The five parts; with a `baseline`, each counts only the spread beyond the key's normal
+    (a quiet or new key has no normal to discount: the absolute parts)."""
+    core = core_posts(stats, cfg)
+    platforms_usual = 1.0
+    posts, engagement_usual, reach_usual = float(stats.posts), 0.0, 0.0
+    share = 0.0 if baseline is None else normal_share(baseline, normal)
+    if share > 0:
+        k = (normal or NormalConfig()).noise_sigmas
+        minutes = stats.window_minutes
+        posts = excess(stats.posts, share * baseline.norm_posts * minutes, k)
+        core = excess(core, share * baseline.norm_core * minutes, k)
+        platforms_usual = max(1.0, 1.0 + share * (baseline.norm_platforms - 1.0))
+        engagement_usual = share * baseline.norm_engagement * minutes
+        reach_usual = math.expm1(share * baseline.norm_reach_log)
+    platforms = 0.0 if cfg.platforms_ref <= 1 else (stats.distinct_platforms - platforms_usual) / (cfg.platforms_ref - 1)
     return {
-        "volume": log_scale(stats.posts, cfg.volume_ref),
+        "volume": log_scale(posts, cfg.volume_ref),
         "platforms": _clip(platforms),
         "tier": _saturate(core, cfg.tier_scale),
-        "engagement": log_scale(stats.engagement_sum, cfg.engagement_ref),
-        "reach": log_scale(stats.max_reach, cfg.reach_ref),
+        "engagement": _clip(log_scale(stats.engagement_sum, cfg.engagement_ref) - log_scale(engagement_usual, cfg.engagement_ref)),
+        "reach": _clip(log_scale(stats.max_reach, cfg.reach_ref) - log_scale(reach_usual, cfg.reach_ref)),
     }
 
 
-def influence(stats: WindowStats, cfg: InfluenceConfig = InfluenceConfig()) -> float:
+def influence(stats: WindowStats, cfg: InfluenceConfig = InfluenceConfig(), baseline: "Baseline | None" = None,
+              normal: "NormalConfig | None" = None) -> float:
     """Weighted mean of log-scaled volume, platform coverage, core-spreader tier,
-    engagement and the widest single post's reach."""
-    parts = influence_parts(stats, cfg)
+    engagement and the widest single post's reach (beyond the key's normal, given one)."""
+    parts = influence_parts(stats, cfg, baseline, normal)
     return _weighted(parts, {k: getattr(cfg, f"w_{k}") for k in parts})
 
 
@@ -246,10 +295,21 @@ def negativity(stats: WindowStats) -> float:
     return _clip(stats.negative_ratio * (0.5 + 0.5 * _clip(2.0 * mean_intensity - 1.0)))
 
 
-def severity(stats: WindowStats, category_severity: float, cfg: SeverityConfig = SeverityConfig()) -> float:
-    """Category gravity scaled by negativity, then pushed towards 1 by legal mentions."""
-    base = _clip(category_severity) * (cfg.floor + (1.0 - cfg.floor) * negativity(stats))
-    legal = cfg.legal_weight * _saturate(stats.legal_hits, cfg.legal_scale)
+def severity(stats: WindowStats, category_severity: float, cfg: SeverityConfig = SeverityConfig(),
+             baseline: "Baseline | None" = None, normal: "NormalConfig | None" = None) -> float:
+    """Category gravity scaled by negativity, then pushed towards 1 by legal mentions. With a
+    `baseline`, only negative posts and legal mentions beyond the key's normal count."""
+    neg = negativity(stats)
+    legal_hits = float(stats.legal_hits)
+    share = 0.0 if baseline is None else normal_share(baseline, normal)
+    if share > 0:
+        k = (normal or NormalConfig()).noise_sigmas
+        minutes = stats.window_minutes
+        if stats.negative_posts:
+            neg *= excess(stats.negative_posts, share * baseline.norm_negative * minutes, k) / stats.negative_posts
+        legal_hits = excess(legal_hits, share * baseline.norm_legal * minutes, k)
+    base = _clip(category_severity) * (cfg.floor + (1.0 - cfg.floor) * neg)
+    legal = cfg.legal_weight * _saturate(legal_hits, cfg.legal_scale)
     return _clip(base + (1.0 - base) * legal)
 
 
@@ -258,7 +318,9 @@ class Baseline:
     """A key's own history, kept in Flink keyed ValueState between windows.
 
     `mean`/`var` are the EWMA of the per-minute post rate over past windows; `big_mean`
-    and `platforms_mean` the EWMA of big-account posts and platforms per window.
+    and `platforms_mean` the EWMA of big-account posts and platforms per window (short
+    memory: volatility). The `norm_*` fields are the key's normal (long memory: relative
+    influence and severity).
     """
 
     mean: float = -1.0  # < 0: never seen, use the prior
@@ -269,6 +331,16 @@ class Baseline:
     last_window_end_ms: int = 0
     windows: int = 0
     first_seen_ms: int = 0
+    # The key's normal (NormalConfig: slow EWMAs, per minute unless said): what influence
+    # and severity measure beyond. All 0 for a new key (and in older checkpoints' state).
+    norm_posts: float = 0.0
+    norm_negative: float = 0.0
+    norm_core: float = 0.0  # tier-weighted core-spreader posts
+    norm_legal: float = 0.0
+    norm_engagement: float = 0.0
+    norm_platforms: float = 0.0  # per window
+    norm_reach_log: float = 0.0  # log1p of the widest post's reach, per window
+    norm_windows: int = 0  # windows the normal has learned from (or been seeded with)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -299,6 +371,25 @@ def _decayed(baseline: Baseline, gap: int, alpha: float) -> Baseline:
     keep = (1 - alpha) ** gap
     return replace(baseline, mean=mean, var=var, big_mean=baseline.big_mean * keep,
                    platforms_mean=baseline.platforms_mean * keep, last_posts=0)
+
+
+_NORM_FIELDS = ("norm_posts", "norm_negative", "norm_core", "norm_legal", "norm_engagement",
+                "norm_platforms", "norm_reach_log")
+
+
+def _normal_decayed(baseline: Baseline, gap: int, alpha: float) -> Baseline:
+    """Fold `gap` empty windows into the normal: silence is part of a key's normal."""
+    if gap <= 0 or baseline.norm_windows <= 0:
+        return baseline
+    keep = (1 - alpha) ** gap
+    return replace(baseline, **{name: getattr(baseline, name) * keep for name in _NORM_FIELDS})
+
+
+def normal_at(baseline: Baseline, window_end_ms: int, slide_s: int = 60,
+              cfg: "NormalConfig | None" = None) -> Baseline:
+    """The baseline with its normal brought up to this window (empty windows folded in)."""
+    cfg = cfg or NormalConfig()
+    return _normal_decayed(baseline, _gap_windows(baseline, window_end_ms, slide_s * 1000), cfg.alpha)
 
 
 def volatility_parts(stats: WindowStats, baseline: Baseline, slide_s: int = 60,
@@ -333,11 +424,16 @@ def volatility(stats: WindowStats, baseline: Baseline, slide_s: int = 60,
 
 
 def update_baseline(baseline: Baseline, stats: WindowStats, window_end_ms: int | None = None,
-                    slide_s: int = 60, cfg: VolatilityConfig = VolatilityConfig()) -> Baseline:
-    """Fold this window into the key's history (call after scoring it)."""
+                    slide_s: int = 60, cfg: VolatilityConfig = VolatilityConfig(),
+                    normal: "NormalConfig | None" = None, elevated: bool = False,
+                    influence_cfg: InfluenceConfig = InfluenceConfig()) -> Baseline:
+    """Fold this window into the key's history (call after scoring it). The normal learns
+    from every window of a young key, but a settled key (`normal.settle_windows`) does not
+    learn from `elevated` windows: an incident is not the brand's normal."""
     end = stats.window_end_ms if window_end_ms is None else window_end_ms
     a = cfg.ewma_alpha
-    b = _decayed(baseline, _gap_windows(baseline, end, slide_s * 1000), a)
+    gap = _gap_windows(baseline, end, slide_s * 1000)
+    b = _decayed(baseline, gap, a)
     rate = stats.posts / stats.window_minutes
     if b.mean < 0:
         mean, var = cfg.prior_rate, 0.0
@@ -347,13 +443,45 @@ def update_baseline(baseline: Baseline, stats: WindowStats, window_end_ms: int |
     diff = rate - mean
     mean += a * diff
     var = (1 - a) * (var + a * diff * diff)
+    ncfg = normal or NormalConfig()
+    n = _normal_decayed(b, gap, ncfg.alpha)
+    norm = {name: getattr(n, name) for name in _NORM_FIELDS}
+    norm_windows = n.norm_windows
+    if not elevated or n.norm_windows < ncfg.settle_windows:
+        minutes = stats.window_minutes
+        seen = {"norm_posts": stats.posts / minutes, "norm_negative": stats.negative_posts / minutes,
+                "norm_core": core_posts(stats, influence_cfg) / minutes, "norm_legal": stats.legal_hits / minutes,
+                "norm_engagement": stats.engagement_sum / minutes, "norm_platforms": float(stats.distinct_platforms),
+                "norm_reach_log": math.log1p(stats.max_reach)}
+        na = ncfg.alpha
+        norm = {name: norm[name] + na * (seen[name] - norm[name]) for name in _NORM_FIELDS}
+        norm_windows += 1
     return Baseline(
         mean=mean, var=var,
         big_mean=big_mean + a * (stats.big_posts - big_mean),
         platforms_mean=platforms_mean + a * (stats.distinct_platforms - platforms_mean),
         last_posts=stats.posts, last_window_end_ms=end, windows=b.windows + 1,
         first_seen_ms=b.first_seen_ms or stats.first_ms or stats.window_start_ms,
+        norm_windows=norm_windows, **norm,
     )
+
+
+@dataclass(frozen=True)
+class Scores:
+    influence: float
+    severity: float
+    volatility: float
+    risk_score: float
+
+
+def assess(stats: WindowStats, baseline: Baseline, category_severity: float, cfg: RiskConfig) -> Scores:
+    """The three dimensions and the score of one window against the key's baseline (what the
+    engine, the Flink job and the forecast's level search all call)."""
+    normal = normal_at(baseline, stats.window_end_ms, cfg.window.slide_s, cfg.normal)
+    inf = influence(stats, cfg.influence, normal, cfg.normal)
+    sev = severity(stats, category_severity, cfg.severity, normal, cfg.normal)
+    vol = volatility(stats, baseline, cfg.window.slide_s, cfg.volatility)
+    return Scores(inf, sev, vol, risk_score(inf, sev, vol, cfg.score))
 
 
 def exposure(influence_value: float, volatility_value: float, cfg: ScoreConfig = ScoreConfig()) -> float:
