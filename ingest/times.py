@@ -126,14 +126,14 @@ def _read(value: object, zone: tzinfo, now: datetime) -> datetime:
         return _from_epoch(float(text) if "." in text else int(text))
     local_now = now.astimezone(zone)
     if lowered in _JUST_NOW:
-        return now
+        return local_now
     match = _RELATIVE.match(text)
     if match:
         count = match.group(1)
         amount = _COUNT_WORDS[count] if count in _COUNT_WORDS else int(count)
         unit = match.group(2).lower()
         unit = unit if unit in _UNIT_SECONDS else unit.rstrip("s")
-        return now - timedelta(seconds=amount * _UNIT_SECONDS[unit])
+        return local_now - timedelta(seconds=amount * _UNIT_SECONDS[unit])
     match = _DAY_WORD.match(text)
     if match:
         day = (local_now - timedelta(days=_DAYS_BACK[match.group(1).lower()])).date()
