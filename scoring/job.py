@@ -66,6 +66,14 @@ class JobConfig:
     window_size_s: int = 600
     window_slide_s: int = 60
     out_of_orderness_s: int = 30
+    # early firing (docs/risk-model.md, "Early firing"): every this many seconds of
+    # processing time the open window of each key with recent posts is scored provisionally,
+    # and a provisional score that raises the key's level pages at once; 0: off (replays)
+    early_fire_s: int = 5
+    # no record's event time may be later than the job's clock when it reads it plus this
+    # (a post "from the future" would move the watermark on and make everyone else late);
+    # later ones are clamped to it and counted; 0: no bound
+    max_ahead_s: int = 300
     examples: int = 3
     # "partition:0,offset:42;partition:1,offset:7": start there instead of the group's offsets
     startup_offsets: str | None = None
@@ -88,9 +96,21 @@ class JobConfig:
             topic=settings.kafka.raw_topic, window_size_s=risk.window.size_s,
             window_slide_s=risk.window.slide_s, out_of_orderness_s=risk.window.out_of_orderness_s,
             examples=risk.alerts.examples,
+            early_fire_s=_env_seconds("YUQING_JOB_EARLY_FIRE_S", cls.early_fire_s),
+            max_ahead_s=_env_seconds("YUQING_JOB_MAX_AHEAD_S", cls.max_ahead_s),
         )
         values.update(overrides)
-        return cls(**values)
+        cfg = cls(**values)
+        cfg.check()
+        return cfg
+
+    def check(self) -> None:
+        """One-line messages for settings the SQL plan cannot take."""
+        if self.early_fire_s < 0 or self.max_ahead_s < 0:
+            raise ValueError("early_fire_s and max_ahead_s must be 0 (off) or positive seconds")
+        if self.early_fire_s and (self.window_size_s % self.early_fire_s or self.early_fire_s > self.window_slide_s):
+            raise ValueError(f"early_fire_s ({self.early_fire_s}) must divide the window size ({self.window_size_s} s) "
+                             f"and be at most the slide ({self.window_slide_s} s)")
 
     @property
     def window_slides(self) -> int:
@@ -102,7 +122,20 @@ class JobConfig:
 # SQL plan (its operators' state no longer maps), so each plan keeps its checkpoints in a
 # folder of its own and a newer job starts fresh instead of failing to start. Change it
 # whenever the SQL changes shape (not for a watchlist edit: key ids are hashes of names).
-PLAN_VERSION = "plan-3"
+PLAN_VERSION = "plan-4"
+
+def _env_seconds(name: str, default: int) -> int:
+    text = os.environ.get(name)
+    if text is None or not text.strip():
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{name}: expected whole seconds, got {text!r}") from None
+    if value < 0:
+        raise ValueError(f"{name}: expected 0 (off) or positive seconds, got {value}")
+    return value
+
 
 # ------------------------------------------------------------------ worker-side helpers
 
@@ -169,6 +202,19 @@ def _record_batch_metrics(metrics, counts, rejected_reasons: list[str]) -> None:
         metrics.pipeline_lag.labels("job").set(counts.lag_s)
 
 
+def _clamped_counter(metrics):
+    """Records whose event time was clamped to the job's clock + max_ahead_s."""
+    from prometheus_client import Counter
+
+    with _worker_lock:
+        counter = _worker_cache.get(("clamped", id(metrics)))
+        if counter is None:
+            counter = _worker_cache[("clamped", id(metrics))] = Counter(
+                "yuqing_job_event_time_clamped", "Records stamped later than the job's clock + max_ahead_s, "
+                "whose event time was clamped to that bound", registry=metrics.registry)
+        return counter
+
+
 def _sql_type(text: str):
     from pyflink.table import DataTypes
 
@@ -196,8 +242,9 @@ def make_score_udf(cfg: JobConfig, base64_input: bool = False):
             self.cfg = JobConfig(**self.config)
             self.scorer = load_scorer(self.cfg)
             self.metrics = _worker_metrics(self.cfg, "score")
+            self.clamped = _clamped_counter(self.metrics)
 
-        def eval(self, raw, partition, offset, ts):
+        def eval(self, raw, partition, offset, ts, record_ts):
             import base64
 
             import pandas as pd
@@ -208,6 +255,9 @@ def make_score_udf(cfg: JobConfig, base64_input: bool = False):
             # event time as Flink windows it (the record timestamp), as epoch ms
             epoch = pd.Timestamp(0, tz="UTC") if ts.dt.tz is not None else pd.Timestamp(0)
             stamps = ((ts - epoch) // pd.Timedelta(milliseconds=1)).tolist()
+            ahead = int((record_ts > ts).sum())  # event times the source clamped (max_ahead_s)
+            if ahead:
+                self.clamped.inc(ahead)
             out, counts = self.scorer.score_batch(values, list(partition), list(offset), topic=self.cfg.topic,
                                                   timestamps_ms=stamps)
             _record_batch_metrics(self.metrics, counts, counts.rejected_reasons)
@@ -216,7 +266,8 @@ def make_score_udf(cfg: JobConfig, base64_input: bool = False):
     input_type = DataTypes.STRING() if base64_input else DataTypes.BYTES()
     result_type = DataTypes.ROW([DataTypes.FIELD(name, _sql_type(sql)) for name, sql in OUTPUT_COLUMNS])
     return udf(ScorePosts(asdict(cfg), base64_input),
-               input_types=[input_type, DataTypes.INT(), DataTypes.BIGINT(), DataTypes.TIMESTAMP_LTZ(3)],
+               input_types=[input_type, DataTypes.INT(), DataTypes.BIGINT(), DataTypes.TIMESTAMP_LTZ(3),
+                            DataTypes.TIMESTAMP_LTZ(3)],
                result_type=result_type, func_type="pandas", deterministic=False)
 
 
@@ -257,13 +308,68 @@ def _make_window_scorer(cfg: JobConfig, alerts_tag):
             then scores what is due in window order (one key's windows are not guaranteed
             to arrive in order, and silence between them is filled at that point)."""
             values = row.as_dict()
-            end_ms = int(values["window_end_ms"])
             slide_ms = self.cfg.window_slide_s * 1000
+            if values.pop("provisional", 0):
+                yield from self._provisional(values, slide_ms, ctx)
+                return
+            end_ms = int(values["window_end_ms"])
             values["last_slide_posts"] = newest_slide_posts(values, end_ms, slide_ms, self.cfg.window_slides)
             for position in range(self.cfg.window_slides):
                 values.pop(slide_count_name(position), None)
             self.waiting.put(end_ms, json.dumps(values, ensure_ascii=False))
             ctx.timer_service().register_event_time_timer(end_ms)
+
+        def _provisional(self, values, slide_ms, ctx):
+            """An early firing: the key's open window as it stands now (processing time).
+
+            Scored with the engine's `score_window` against the key's state, whose result
+            state is thrown away: no baseline, history or hysteresis moves on a window that
+            is still open. It is published only when it raises the key's level above both
+            the level of its closed windows and any earlier provisional raise (a page, a
+            window before the watermark would allow one); the closed window decides later
+            (`_settle_provisional`)."""
+            from dataclasses import replace
+
+            from scoring.alerts import RANK
+            from scoring.batch import decode_example
+            from scoring.engine import KeyState, score_window
+            from scoring.features import WindowStats
+
+            size_ms = self.cfg.window_size_s * 1000
+            fired_ms = int(values["window_end_ms"])
+            # the event-time window that holds the newest posts and will close next
+            end = fired_ms - fired_ms % slide_ms + slide_ms
+            values["window_start_ms"], values["window_end_ms"] = end - size_ms, end
+            values["last_slide_posts"] = newest_slide_posts(values, end, slide_ms, self.cfg.window_slides)
+            for position in range(self.cfg.window_slides):
+                values.pop(slide_count_name(position), None)
+            example = decode_example(values.pop("example", None))
+            stats = WindowStats.from_row(values)
+            stored = json.loads(self.state.value() or "{}")
+            if stored.get("last_end", -1) >= end:
+                return  # that window is closed and scored: its result stands
+            key = KeyState.from_dict(stored.get("key"))
+            held = stored.get("provisional")
+            paged = key.alert.level
+            if held and RANK[held["level"]] > RANK[paged]:
+                paged = held["level"]
+                key = replace(key, alert=replace(key.alert, level=paged,
+                                                 first_detected_ms=held.get("first_detected_ms")))
+            examples = _merge_examples(stored.get("examples", []), example, stats, self.cfg.examples)
+            assessment, event, _ = score_window(stats, key, self.watchlist, self.risk, self.playbooks,
+                                                [e["example"] for e in examples],
+                                                computed_at=datetime.now(timezone.utc).isoformat())
+            if event is None or event.event != "raised":
+                return
+            stored["provisional"] = {"level": event.level, "window_end_ms": end,
+                                     "first_detected_ms": event.first_detected_ms}
+            self.state.update(json.dumps(stored, ensure_ascii=False))
+            record = dict(assessment.to_dict(), provisional=True)
+            self.metrics.assessments.labels(record["level"]).inc()
+            yield json.dumps(record, ensure_ascii=False)
+            alert = dict(event.to_dict(), provisional=True)
+            self.metrics.alerts_emitted.labels(alert["event"], alert["level"]).inc()
+            yield alerts_tag, json.dumps(alert, ensure_ascii=False)
 
         def on_timer(self, timestamp, ctx):
             """Score the windows due by `timestamp` in order; then, for an elevated key
@@ -337,6 +443,34 @@ def _make_window_scorer(cfg: JobConfig, alerts_tag):
                 alert = event.to_dict()
                 self.metrics.alerts_emitted.labels(alert["event"], alert["level"]).inc()
                 yield alerts_tag, json.dumps(alert, ensure_ascii=False)
+            withdrawn = self._settle_provisional(stored, assessment)
+            if withdrawn is not None:
+                self.metrics.alerts_emitted.labels(withdrawn["event"], withdrawn["level"]).inc()
+                yield alerts_tag, json.dumps(withdrawn, ensure_ascii=False)
+
+        def _settle_provisional(self, stored, assessment):
+            """The closed window that a provisional raise was about has been scored: if its
+            level reaches the raised one, the raise is confirmed (nothing to send: the closed
+            window's own "raised" event repeats the page, which consumers deduplicate);
+            otherwise the provisional raise is withdrawn with a "lowered" event back to the
+            closed window's level, so the page resolves."""
+            from scoring.alerts import RANK, AlertEvent
+
+            held = stored.get("provisional")
+            if not held or assessment.window_end_ms < held["window_end_ms"]:
+                return None
+            del stored["provisional"]
+            if RANK[assessment.level] >= RANK[held["level"]]:
+                return None
+            event = AlertEvent(
+                event="lowered", brand=assessment.brand, category=assessment.category, level=assessment.level,
+                previous_level=held["level"], at_ms=assessment.window_end_ms,
+                first_detected_ms=held.get("first_detected_ms") or held["window_end_ms"],
+                window_start_ms=assessment.window_start_ms, window_end_ms=assessment.window_end_ms,
+                posts=assessment.posts, negative_ratio=assessment.negative_ratio, influence=assessment.influence,
+                severity=assessment.severity, volatility=assessment.volatility, risk_score=assessment.risk_score,
+                examples=(), playbook=self.playbooks[assessment.level])
+            return dict(event.to_dict(), provisional=True, withdrawn=True)
 
     return WindowScorer(asdict(cfg))
 
@@ -369,7 +503,7 @@ def _interval(seconds: int) -> str:
 def key_rows_sql(source_view: str) -> str:
     """One row per (post, key id) of the scored posts."""
     features = ", ".join(f"`{name}`" for name, _ in FEATURE_COLUMNS)
-    return (f"SELECT ts, k AS key_id, {features}, {SLIDE_POSITION_COLUMN}, example FROM {source_view} "
+    return (f"SELECT ts, pt, k AS key_id, {features}, {SLIDE_POSITION_COLUMN}, example FROM {source_view} "
             "CROSS JOIN UNNEST(keys) AS T(k) WHERE kind = 'S'")
 
 
@@ -383,26 +517,51 @@ def _epoch_ms(column: str) -> str:
     return f"UNIX_TIMESTAMP(DATE_FORMAT({column}, 'yyyy-MM-dd HH:mm:ss')) * 1000"
 
 
-def window_sql(cfg: JobConfig, ids: dict[tuple[str, str], int], rows: str = "key_rows") -> str:
+def recent_rows_sql(cfg: JobConfig, rows: str = "key_rows") -> str:
+    """The key rows whose event time is within one window size of the job's clock: what
+    the early firing aggregates (a backlog's posts never reach it)."""
+    return (f"SELECT * FROM {rows} WHERE ts > CAST(CURRENT_TIMESTAMP - {_interval(cfg.window_size_s)} "
+            "AS TIMESTAMP_LTZ(3))")
+
+
+def window_sql(cfg: JobConfig, ids: dict[tuple[str, str], int], rows: str = "key_rows",
+               early: bool | None = None, recent_rows: str = "recent_key_rows") -> str:
     """Sliding windows per key, with the posts of each slide position (the scorer picks the
     newest slide's count: `features.newest_slide_posts`).
 
     No aggregate names a window bound, so Flink aggregates each post once into its slide
     (slicing) instead of once per window it belongs to (`features.slide_count_aggregates`).
+
+    With early firing (`cfg.early_fire_s`), a second, processing-time HOP of the same size
+    sliding every `early_fire_s` seconds over the posts whose event time is inside the
+    window size of now (`recent_rows`, a view of `recent_rows_sql`) gives each key's open
+    window as it stands; those rows come with `provisional` = 1 (docs/risk-model.md, "Early
+    firing"). Posts of a backlog (older than a window) never reach it, so a replay or a
+    catch-up costs it next to nothing.
     """
+    if early is None:
+        early = bool(cfg.early_fire_s)
+    closed = _window_select(cfg, ids, f"TABLE(HOP(TABLE {rows}, DESCRIPTOR(ts), {_interval(cfg.window_slide_s)}, "
+                                      f"{_interval(cfg.window_size_s)}))", provisional=0)
+    if not early:
+        return closed
+    provisional = _window_select(cfg, ids, f"TABLE(HOP(TABLE {recent_rows}, DESCRIPTOR(pt), {_interval(cfg.early_fire_s)}, "
+                                           f"{_interval(cfg.window_size_s)}))", provisional=1)
+    return f"{closed} UNION ALL {provisional}"
+
+
+def _window_select(cfg: JobConfig, ids: dict[tuple[str, str], int], window_table: str, provisional: int) -> str:
     aggregates = {**WINDOW_AGGREGATES, **slide_count_aggregates(cfg.window_slides)}
     columns = ", ".join(f"{expr} AS `{name}`" for name, expr in aggregates.items())
     keys = "key_id, window_start, window_end"
-    hop = (f"SELECT {keys}, {columns}, MAX(example) AS example "
-           f"FROM TABLE(HOP(TABLE {rows}, DESCRIPTOR(ts), {_interval(cfg.window_slide_s)}, "
-           f"{_interval(cfg.window_size_s)})) GROUP BY {keys}")
+    hop = f"SELECT {keys}, {columns}, MAX(example) AS example FROM {window_table} GROUP BY {keys}"
     return (
         # epoch ms on the JVM: Java time objects do not cross into embedded Python cleanly
         f"SELECT {key_name_sql(ids, 0)} AS brand, {key_name_sql(ids, 1)} AS category, "
         f"{_epoch_ms('w.window_start')} AS window_start_ms, "
         f"{_epoch_ms('w.window_end')} AS window_end_ms, "
         + ", ".join(f"w.`{name}`" for name in aggregates)
-        + f", w.example FROM ({hop}) w"
+        + f", w.example, {provisional} AS provisional FROM ({hop}) w"
     )
 
 
@@ -424,18 +583,32 @@ def kafka_source_ddl(settings: Settings, cfg: JobConfig, group_id: str, bounded:
         options["scan.bounded.mode"] = "latest-offset"
     return (
         "CREATE TEMPORARY TABLE posts_raw (`raw` BYTES, "
-        "ts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL, "
+        "rts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL, "
         "kpartition INT METADATA FROM 'partition' VIRTUAL, "
         "koffset BIGINT METADATA FROM 'offset' VIRTUAL, "
+        f"ts AS {event_time_sql('rts', cfg.max_ahead_s)}, "
         f"WATERMARK FOR ts AS ts - {_interval(cfg.out_of_orderness_s)}) WITH ("
         + ", ".join(f"{_sql_literal(k)} = {_sql_literal(v)}" for k, v in options.items()) + ")"
     )
 
 
+def event_time_sql(record_ts: str, max_ahead_s: int) -> str:
+    """The event time Flink windows a record by: its timestamp, but never later than the
+    job's clock plus `max_ahead_s` (issue: one post stamped 50 minutes ahead moved the
+    watermark and every later post of a real crisis was dropped as late). The bound is
+    evaluated where the source assigns watermarks (per partition), so neither the watermark
+    nor the windows ever see the unclamped time; the scoring UDF counts the clamped ones."""
+    if not max_ahead_s:
+        return record_ts
+    bound = f"CAST(CURRENT_TIMESTAMP + {_interval(max_ahead_s)} AS TIMESTAMP_LTZ(3))"
+    return f"CASE WHEN {record_ts} > {bound} THEN {bound} ELSE {record_ts} END"
+
+
 def file_source_ddl(csv_path: Path, cfg: JobConfig) -> str:
+    """A replay's posts are history: their times are kept as they are (no clock bound)."""
     return (
         "CREATE TEMPORARY TABLE posts_raw (ts_ms BIGINT, `raw` STRING, koffset BIGINT, "
-        "ts AS TO_TIMESTAMP_LTZ(ts_ms, 3), kpartition AS CAST(NULL AS INT), "
+        "ts AS TO_TIMESTAMP_LTZ(ts_ms, 3), rts AS TO_TIMESTAMP_LTZ(ts_ms, 3), kpartition AS CAST(NULL AS INT), "
         f"WATERMARK FOR ts AS ts - {_interval(cfg.out_of_orderness_s)}) WITH ("
         f"'connector' = 'filesystem', 'path' = {_sql_literal(str(csv_path))}, 'format' = 'csv')"
     )
@@ -554,13 +727,14 @@ def create_scored_views(t_env, cfg: JobConfig, base64_input: bool) -> None:
     # optimised apart and each got its own Kafka source and its own UDF: every post was read
     # and scored twice. A DataStream in between is one physical node that all of them share;
     # the source's timestamps and watermarks pass through it (SOURCE_WATERMARK).
-    scored = t_env.sql_query("SELECT ts, yq_score(`raw`, kpartition, koffset, ts) AS r FROM posts_raw")
+    scored = t_env.sql_query("SELECT ts, yq_score(`raw`, kpartition, koffset, ts, rts) AS r FROM posts_raw")
     scored_stream = _to_internal_data_stream(t_env, scored)
     t_env.create_temporary_view("scored", t_env.from_data_stream(
         scored_stream, Schema.new_builder().column_by_metadata("rowtime", "TIMESTAMP_LTZ(3)")
+        .column_by_expression("pt", "PROCTIME()")  # the early firing's clock
         .watermark("rowtime", "SOURCE_WATERMARK()").build()))
     columns = ", ".join(f"r.`{name}` AS `{name}`" for name, _ in OUTPUT_COLUMNS)
-    t_env.execute_sql(f"CREATE TEMPORARY VIEW scored_parts AS SELECT rowtime AS ts, {columns} FROM scored")
+    t_env.execute_sql(f"CREATE TEMPORARY VIEW scored_parts AS SELECT rowtime AS ts, pt, {columns} FROM scored")
 
 
 def build_scoring(env, t_env, cfg: JobConfig, base64_input: bool):
@@ -570,6 +744,8 @@ def build_scoring(env, t_env, cfg: JobConfig, base64_input: bool):
 
     create_scored_views(t_env, cfg, base64_input)
     t_env.execute_sql(f"CREATE TEMPORARY VIEW key_rows AS {key_rows_sql('scored_parts')}")
+    if cfg.early_fire_s:
+        t_env.execute_sql(f"CREATE TEMPORARY VIEW recent_key_rows AS {recent_rows_sql(cfg, 'key_rows')}")
     from scoring.watchlist import load_watchlist
 
     windows = t_env.sql_query(window_sql(cfg, key_ids(load_watchlist(cfg.watchlist_path))))
@@ -634,6 +810,10 @@ def run_replay_file(settings: Settings, cfg: JobConfig, csv_path: Path):
     """
     from pyflink.common import Types
 
+    from dataclasses import replace
+
+    # a replay reproduces the closed windows (CONTRACTS §3): no early firing on the clock
+    cfg = replace(cfg, early_fire_s=0)
     env, t_env = create_environments(settings, cfg)
     t_env.execute_sql(file_source_ddl(csv_path, cfg))
     assessments, alerts = build_scoring(env, t_env, cfg, base64_input=True)
