@@ -91,8 +91,9 @@ class FetchError(RuntimeError):
 
 
 class RobotsDisallowed(FetchError):
-    def __init__(self, url: str):
-        super().__init__(url, "robots", "disallowed by robots.txt")
+    def __init__(self, url: str, why: str = ""):
+        super().__init__(url, "robots", f"robots.txt unreachable, so not allowed ({why})" if why
+                         else "disallowed by robots.txt")
 
 
 class AddressBlocked(FetchError):
@@ -143,6 +144,7 @@ class RobotsRules:
 
     rules: Protego | None = None
     allow_all: bool = True
+    unreachable: str = ""     # why robots.txt could not be read (then nothing is allowed for a while)
 
     def can_fetch(self, url: str, agent: str) -> bool:
         if self.rules is None:
@@ -243,7 +245,8 @@ class HttpClient:
     """Thread-safe; one per crawler process so pacing and robots caches are shared."""
 
     def __init__(self, config: HttpConfig = HttpConfig(), *, sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic, rng: Callable[[], float] = random.random):
+                 clock: Callable[[], float] = time.monotonic, rng: Callable[[], float] = random.random,
+                 tls_context: ssl.SSLContext | None = None):
         self.config = config
         self._sleep = sleep
         self._clock = clock
@@ -252,7 +255,7 @@ class HttpClient:
         self._next_slot: dict[str, float] = {}
         self._robots: dict[str, tuple[float, RobotsRules]] = {}
         self._agent = product_token(config.user_agent)
-        self._tls = ssl.create_default_context()
+        self._tls = tls_context or ssl.create_default_context()   # certificates always verified
 
     # -------------------------------------------------------------- pacing
     def _interval(self, host: str) -> float:
@@ -291,8 +294,9 @@ class HttpClient:
                 rules = RobotsRules(allow_all=True)   # no robots.txt: everything is allowed
             else:
                 rules = RobotsRules(Protego.parse(response.body.decode("utf-8", errors="replace")))
-        except FetchError:
-            rules = RobotsRules(allow_all=False)      # unreachable robots.txt: assume no, ask again soon
+        except FetchError as exc:
+            # unreachable robots.txt: assume no, ask again soon
+            rules = RobotsRules(allow_all=False, unreachable=str(exc))
             ttl = min(ttl, 60.0)
         with self._lock:
             self._robots[host] = (self._clock() + ttl, rules)
@@ -302,6 +306,13 @@ class HttpClient:
         if not self.config.respect_robots:
             return True
         return self.robots_for(url).can_fetch(url, self._agent)
+
+    def _check_robots(self, url: str) -> None:
+        if not self.config.respect_robots:
+            return
+        rules = self.robots_for(url)
+        if not rules.can_fetch(url, self._agent):
+            raise RobotsDisallowed(url, rules.unreachable)
 
     # -------------------------------------------------------------- requests
     def get(self, url: str, params: dict[str, object] | None = None,
@@ -361,8 +372,8 @@ class HttpClient:
             if urlsplit(current).scheme.lower() not in ALLOWED_SCHEMES:
                 raise AddressBlocked(current, f"scheme {urlsplit(current).scheme or '(none)'!r} is not http(s)")
             addresses = self._checked_addresses(current)
-            if check_robots and not self.allowed(current):
-                raise RobotsDisallowed(current)
+            if check_robots:
+                self._check_robots(current)
             self._wait_turn(current)
             connection, answer = self._open(current, addresses, sending, timeout_s, deadline)
             try:

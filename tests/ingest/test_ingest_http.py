@@ -600,3 +600,44 @@ def test_follow_hosts_lets_listed_hosts_through(site_a, site_b):
     posts, _notes = crawl_pages(html_board(site_a, follow_hosts=["127.0.0.2"]))
     assert [p["text"] for p in posts] == ["正文一", "正文二"]
     assert site_b.hits("/p/2") == 1 and site_b.hits("/board?page=2") == 1
+
+
+# ---------------------------------------------------------------- https with the pinned connection
+@pytest.fixture
+def tls_site(tmp_path):
+    """An https server on 127.0.0.1 with a certificate for `localhost` made here, and a client
+    context that trusts it (certificates are still verified, hostname included)."""
+    import ssl
+    import subprocess
+
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost"], check=True, capture_output=True)
+    site = Site("127.0.0.1")
+    server_side = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_side.load_cert_chain(cert, key)
+    site.server.socket = server_side.wrap_socket(site.server.socket, server_side=True)
+    site.base = site.base.replace("http://127.0.0.1", "https://localhost")
+    yield site, ssl.create_default_context(cafile=str(cert))
+    site.close()
+
+
+def test_https_goes_to_the_checked_address_with_the_name_verified(tls_site, site_b):
+    site, trust = tls_site
+    site.add("/feed", "加密的")
+    site.redirect("/down", site_b.url("/plain"))
+    site_b.add("/plain", "ok")
+    client = HttpClient(fast(), tls_context=trust)
+    assert client.get(site.url("/feed")).body == "加密的".encode()
+    client.get(site.url("/down"), headers={"Authorization": "Bearer t"})
+    assert site.headers_of("/down")[0]["authorization"] == "Bearer t"
+    assert "authorization" not in site_b.headers_of("/plain")[0]
+    with pytest.raises(FetchError) as info:          # the certificate names localhost, not 127.0.0.1
+        HttpClient(fast(retries=0), tls_context=trust).get(site.url("/feed").replace("localhost", "127.0.0.1"))
+    assert info.value.status == "robots" and "robots.txt unreachable" in str(info.value)
+    assert "certificate" in str(info.value).lower()      # the real cause is in the message
+    with pytest.raises(FetchError) as info:
+        HttpClient(fast(retries=0, respect_robots=False), tls_context=trust).get(
+            site.url("/feed").replace("localhost", "127.0.0.1"))
+    assert info.value.status == "connection" and "certificate" in str(info.value).lower()
