@@ -365,8 +365,8 @@ class HttpClient:
 
     def _follow(self, url: str, timeout_s: float, headers: dict[str, str], *, check_robots: bool,
                 accept_status: range | None, body_limit: int | None) -> tuple[Response, str]:
-        """One attempt: the request and its redirects, each hop checked like the first."""
-        deadline = time.monotonic() + timeout_s
+        """One attempt: the request and its redirects, each hop checked like the first and
+        given `timeout_s` from its connect to its last body byte."""
         current, sending = url, dict(headers)
         for _hop in range(self.config.max_redirects + 1):
             if urlsplit(current).scheme.lower() not in ALLOWED_SCHEMES:
@@ -375,6 +375,7 @@ class HttpClient:
             if check_robots:
                 self._check_robots(current)
             self._wait_turn(current)
+            deadline = time.monotonic() + timeout_s
             connection, answer = self._open(current, addresses, sending, timeout_s, deadline)
             try:
                 location = answer.getheader("Location")
