@@ -23,7 +23,7 @@ SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 REDACTED = "REDACTED"
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _SECRET_PARAM_ANYWHERE = re.compile(r"token|secret|passw|signature|credential|apikey|appkey|private", re.I)
-_SECRET_PARAM_WORD = re.compile(r"(?:^|[_.\-])(?:key|sig|auth|sid|session|sessionid|ticket|pwd)$", re.I)
+_SECRET_PARAM_WORD = re.compile(r"(?:^|[_.\-])(?:key|sig|sign|auth|sid|session|sessionid|ticket|pwd)$", re.I)
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
