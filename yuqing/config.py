@@ -48,11 +48,42 @@ class ClickHouseSettings:
     http_port: int = 18123
     database: str = "yuqing"
     user: str = "default"
+    # Empty passwords mean "the generated one": `yuqing stack up` writes random passwords
+    # for the admin and the analyst into secrets_dir (files `password`, `analyst_password`,
+    # mode 0600) and every client reads them from there through these settings. Set them
+    # (or mount a Secret as secrets_dir) for a server the local stack does not run.
     password: str = ""
     analyst_user: str = "analyst"
-    analyst_password: str = "analyst"
+    analyst_password: str = ""
+    secrets_dir: str = ""  # default: <state_dir>/secrets/clickhouse
     connect_timeout_s: float = 5.0
     send_receive_timeout_s: float = 30.0
+
+    def secret(self, name: str) -> str:
+        """`password` or `analyst_password`: the set value, else the file in secrets_dir, else ""."""
+        if name not in CLICKHOUSE_SECRETS:
+            raise ValueError(f"unknown ClickHouse secret {name!r}")
+        value = getattr(self, name)
+        if value or not self.secrets_dir:
+            return value
+        path = Path(self.secrets_dir) / name
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return ""
+        except OSError as exc:
+            raise ConfigError(f"clickhouse.{name}: cannot read {path}: {exc.strerror}") from None
+
+    @property
+    def admin_password(self) -> str:
+        return self.secret("password")
+
+    @property
+    def analyst_secret(self) -> str:
+        return self.secret("analyst_password")
+
+
+CLICKHOUSE_SECRETS = ("password", "analyst_password")
 
 
 @dataclass(frozen=True)
@@ -239,6 +270,9 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
     overrides = _env_overrides(settings, "YUQING", env)
     if overrides:
         settings = _apply(settings, overrides, "")
+    if not settings.clickhouse.secrets_dir:
+        settings = replace(settings, clickhouse=replace(
+            settings.clickhouse, secrets_dir=str(settings.state_dir / "secrets" / "clickhouse")))
     _check_ports_distinct(settings)
     return settings
 

@@ -40,8 +40,11 @@ def cmd_db_migrate(args) -> int:
     settings = _settings(args)
     ch = settings.clickhouse
     client = connect(ch)
+    # the local stack's server (no SQL access management on 18.16): its users.xml carries the analyst
+    users_xml = settings.state_dir / "clickhouse" / "users.xml"
+    local = ch.host in ("127.0.0.1", "localhost", "::1") and users_xml.is_file()
     try:
-        result = migrate(client, ch, log=_say)
+        result = migrate(client, ch, log=_say, users_xml=users_xml if local else None)
     except MigrationError as exc:
         raise CommandError(str(exc)) from None
     except (DriverError, OSError, EOFError) as exc:

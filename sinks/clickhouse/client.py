@@ -23,7 +23,7 @@ def connect(
         host=ch.host,
         port=ch.port,
         user=ch.user if user is None else user,
-        password=ch.password if password is None else password,
+        password=ch.admin_password if password is None else password,
         database=database or "default",
         connect_timeout=ch.connect_timeout_s,
         send_receive_timeout=ch.send_receive_timeout_s,

@@ -5,8 +5,14 @@ in `<db>.schema_migrations` with a checksum of the file. Applying is idempotent:
 versions are skipped, and editing a file after it was applied is an error (write a new
 migration instead). Statements end with `;`. A line `-- @requires version >= 20.3` (or
 `<`, `<=`, `>`, `==`) gates the next statement on the server version: on other servers it
-is skipped. Placeholders: `${db}`, `${analyst_user}` (identifiers) and
-`${analyst_password}` (rendered as a quoted SQL string).
+is skipped. Placeholders: `${db}`, `${analyst_user}`, `${analyst_profile}` (identifiers),
+`${analyst_password}`, `${analyst_profile_name}` (quoted SQL strings) and `${analyst_limits}`
+(the analyst's settings, `name = value, ...`).
+
+The files in `migrations/every_run/` are not recorded: they run on every migrate, so the
+analyst's password, profile and limits follow the settings (on servers with SQL access
+management; older servers take them from users.xml, which migrate rewrites when it is
+given the local server's file).
 """
 from __future__ import annotations
 
@@ -21,7 +27,10 @@ from typing import Callable
 from yuqing.config import ClickHouseSettings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+EVERY_RUN_DIR = MIGRATIONS_DIR / "every_run"
 MIGRATIONS_TABLE = "schema_migrations"
+ANALYST_PROFILE = "yuqing_analyst"
+USERS_RELOAD_WAIT_S = 15.0  # ClickHouse re-reads users.xml every few seconds
 
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _GATE = re.compile(r"^--\s*@requires\s+version\s*(>=|<=|==|>|<)\s*(\d+)(?:\.(\d+))?(?:\.(\d+))?\s*$")
@@ -63,6 +72,7 @@ class MigrateResult:
     applied: list[str] = field(default_factory=list)
     skipped_statements: int = 0
     already: list[str] = field(default_factory=list)
+    access: str = ""  # how the analyst's password and profile were (re)applied
 
 
 def split_statements(text: str, where: str = "") -> list[Statement]:
@@ -145,13 +155,25 @@ def _sql_string(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def analyst_limits_sql() -> str:
+    from .server_config import ANALYST_LIMITS
+
+    return ", ".join(f"{k} = {v if isinstance(v, int) else _sql_string(str(v))}" for k, v in ANALYST_LIMITS.items())
+
+
 def render(sql: str, ch: ClickHouseSettings) -> str:
     """Fill the placeholders; identifiers are validated, never quoted blindly."""
-    for key, value in (("db", ch.database), ("analyst_user", ch.analyst_user)):
+    for key, value in (("db", ch.database), ("analyst_user", ch.analyst_user), ("analyst_profile", ANALYST_PROFILE)):
         if not _IDENT.match(value):
             raise MigrationError(f"clickhouse.{'database' if key == 'db' else key}: {value!r} is not a valid identifier")
         sql = sql.replace("${" + key + "}", value)
-    sql = sql.replace("${analyst_password}", _sql_string(ch.analyst_password))
+    if "${analyst_password}" in sql:
+        password = ch.analyst_secret
+        if not password:
+            raise MigrationError("clickhouse.analyst_password is empty: start the stack (it generates one) or set it")
+        sql = sql.replace("${analyst_password}", _sql_string(password))
+    sql = sql.replace("${analyst_profile_name}", _sql_string(ANALYST_PROFILE))
+    sql = sql.replace("${analyst_limits}", analyst_limits_sql())
     leftover = re.search(r"\$\{[^}]*\}", sql)
     if leftover:
         raise MigrationError(f"unknown placeholder {leftover.group(0)}")
@@ -167,8 +189,83 @@ def applied_migrations(client, database: str) -> dict[int, tuple[str, str]]:
     return {int(v): (n, c) for v, n, c in rows}
 
 
-def migrate(client, ch: ClickHouseSettings, migrations: list[Migration] | None = None, log=None) -> MigrateResult:
-    """Apply the pending migrations; raise MigrationError if an applied one changed."""
+def load_every_run(directory: Path = EVERY_RUN_DIR) -> list[Statement]:
+    statements: list[Statement] = []
+    for path in sorted(directory.glob("*.sql")):
+        statements += split_statements(path.read_text(encoding="utf-8"), f"every_run/{path.name}")
+    return statements
+
+
+def apply_access(client, ch: ClickHouseSettings, version: tuple[int, int, int],
+                 users_xml: Path | None = None, statements: list[Statement] | None = None) -> str:
+    """(Re)apply the analyst's password, profile and limits; says how.
+
+    Servers with SQL access management run migrations/every_run/; older ones read users
+    (and their profiles) only from users.xml: when migrate is given the local server's
+    file, it is rewritten from the settings and the server's reload is awaited.
+    """
+    from .client import error_text
+
+    statements = load_every_run() if statements is None else statements
+    ran = 0
+    for n, stmt in enumerate(statements, 1):
+        if not stmt.applies_to(version):
+            continue
+        try:
+            client.execute(render(stmt.sql, ch))
+        except MigrationError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the server's message, with where it came from
+            raise MigrationError(f"every_run statement {n} failed: {error_text(exc)}") from exc
+        ran += 1
+    if ran:
+        return f"analyst {ch.analyst_user}: password and profile {ANALYST_PROFILE} applied ({ran} statements)"
+    if users_xml is None:
+        return f"analyst {ch.analyst_user}: defined by the server's users.xml (no SQL access management before 20.5)"
+    _rewrite_users_xml(ch, users_xml)
+    return f"analyst {ch.analyst_user}: users.xml rewritten and reloaded by the server"
+
+
+def _rewrite_users_xml(ch: ClickHouseSettings, users_xml: Path) -> None:
+    import time
+
+    from yuqing.config import ConfigError, Settings
+
+    from .client import connect
+    from .server_config import render_users_xml
+
+    try:
+        text = render_users_xml(Settings(clickhouse=ch))
+    except ConfigError as exc:
+        raise MigrationError(str(exc)) from None
+    if not users_xml.is_file() or users_xml.read_text(encoding="utf-8") != text:
+        tmp = users_xml.with_suffix(".xml.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.chmod(0o600)
+        tmp.replace(users_xml)
+    deadline = time.monotonic() + USERS_RELOAD_WAIT_S
+    last = ""
+    while True:  # the server re-reads the file on its own: wait until the analyst's password works
+        analyst = connect(ch, user=ch.analyst_user, password=ch.analyst_secret, database=ch.database)
+        try:
+            if analyst.execute("SELECT value FROM system.settings WHERE name = 'readonly'") == [("1",)]:
+                return
+            last = "the analyst is not read-only"
+        except Exception as exc:  # noqa: BLE001 - retried until the deadline
+            last = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        finally:
+            analyst.disconnect()
+        if time.monotonic() > deadline:
+            raise MigrationError(f"{users_xml} rewritten, but the server did not take it within "
+                                 f"{USERS_RELOAD_WAIT_S:.0f} s: {last}")
+        time.sleep(0.5)
+
+
+def migrate(client, ch: ClickHouseSettings, migrations: list[Migration] | None = None, log=None,
+            users_xml: Path | None = None) -> MigrateResult:
+    """Apply the pending migrations, then the analyst's access (every run); raise
+    MigrationError if an applied migration changed. `users_xml`: the local server's file,
+    rewritten on servers without SQL access management."""
     from .client import error_text, server_version
 
     migrations = load_migrations() if migrations is None else migrations
@@ -219,4 +316,7 @@ def migrate(client, ch: ClickHouseSettings, migrations: list[Migration] | None =
         result.skipped_statements += skipped
         if log:
             log(f"applied {mig.filename}: {applied} statement(s), {skipped} skipped for this server version")
+    result.access = apply_access(client, ch, version, users_xml)
+    if log:
+        log(result.access)
     return result

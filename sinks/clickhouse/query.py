@@ -138,7 +138,7 @@ def run_query(ch, sql: str, params: dict[str, Any] | None = None) -> tuple[list[
     """Run one statement as the analyst user in the Yuqing database."""
     from .client import connect
 
-    client = connect(ch, user=ch.analyst_user, password=ch.analyst_password, database=ch.database)
+    client = connect(ch, user=ch.analyst_user, password=ch.analyst_secret, database=ch.database)
     try:
         rows, types = client.execute(sql, params or None, with_column_types=True)
     finally:

@@ -180,12 +180,21 @@ KAFKA = Component(
 
 def _clickhouse_prepare(s: Settings) -> None:
     require_binary("clickhouse-server", APT_FIX)
-    from sinks.clickhouse.server_config import render_config_xml, render_users_xml
+    from sinks.clickhouse.server_config import ensure_secrets, render_config_xml, render_users_xml
+
+    from yuqing.config import ConfigError
 
     d = s.state_dir / "clickhouse"
     for sub in ("data", "tmp", "user_files", "format_schemas", "logs"):
         (d / sub).mkdir(parents=True, exist_ok=True)
-    (d / "users.xml").write_text(render_users_xml(s))
+    try:
+        ensure_secrets(s)  # random admin and analyst passwords, kept 0600 in the state folder
+        users_xml = render_users_xml(s)
+    except ConfigError as exc:
+        raise StackError(str(exc)) from None
+    users = d / "users.xml"
+    users.write_text(users_xml)
+    users.chmod(0o600)  # password hashes
     (d / "config.xml").write_text(render_config_xml(s, data_dir=d, log_dir=d / "logs"))
 
 
@@ -281,7 +290,8 @@ def _prometheus_command(s: Settings) -> list[str]:
         f"--storage.tsdb.path={d / 'data'}",
         f"--web.listen-address={s.prometheus.host}:{s.prometheus.port}",
         "--storage.tsdb.retention.time=15d",
-        "--web.enable-lifecycle",
+        # no --web.enable-lifecycle: anyone who reaches the port could stop or reload it;
+        # a new config needs a restart (`yuqing stack down prometheus && yuqing stack up`)
         "--log.level=warn",
     ]
 

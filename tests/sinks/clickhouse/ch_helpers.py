@@ -98,6 +98,6 @@ def run_yuqing(args: list[str], settings, **kw) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     ch = settings.clickhouse
     env.update(YUQING_CLICKHOUSE_PORT=str(ch.port), YUQING_CLICKHOUSE_HTTP_PORT=str(ch.http_port),
-               YUQING_CLICKHOUSE_DATABASE=ch.database)
+               YUQING_CLICKHOUSE_DATABASE=ch.database, YUQING_CLICKHOUSE_SECRETS_DIR=ch.secrets_dir)
     yuqing = Path(__file__).resolve().parents[3] / ".venv" / "bin" / "yuqing"
     return subprocess.run([str(yuqing), *args], env=env, capture_output=True, text=True, timeout=60, **kw)

@@ -17,6 +17,7 @@ from ch_helpers import OwnServer, free_port, with_database  # noqa: E402
 
 from sinks.clickhouse.client import connect
 from sinks.clickhouse.migrate import migrate
+from sinks.clickhouse.server_config import ensure_secrets
 
 
 @pytest.fixture
@@ -41,8 +42,11 @@ def migrated_db(fresh_db):
 def own_clickhouse(clickhouse_settings, tmp_path):
     """A private server on spare ports (so stopping it does not disturb the shared one)."""
     ch = replace(clickhouse_settings.clickhouse, port=free_port(), http_port=free_port(),
-                 database=f"yq_own_{uuid.uuid4().hex[:8]}")
-    server = OwnServer(replace(clickhouse_settings, clickhouse=ch), tmp_path / "ch")
+                 database=f"yq_own_{uuid.uuid4().hex[:8]}", password="", analyst_password="",
+                 secrets_dir=str(tmp_path / "secrets"))
+    settings = replace(clickhouse_settings, clickhouse=ch)
+    ensure_secrets(settings)  # its own generated passwords, as `stack up` makes them
+    server = OwnServer(settings, tmp_path / "ch")
     server.start()
     yield server
     server.stop()

@@ -105,19 +105,21 @@ def test_writer_isolates_rows_the_server_refuses(migrated_db):
 
 
 @pytest.fixture
-def analyst_db(clickhouse_settings):
-    """The settings' own database: on 18.16 users.xml allows the analyst only there."""
-    client = connect(clickhouse_settings.clickhouse)
-    mig.migrate(client, clickhouse_settings.clickhouse)
+def analyst_db(own_clickhouse):
+    """A private server with generated passwords, migrated; on 18.16 its users.xml allows
+    the analyst only in the settings' database."""
+    settings = own_clickhouse.settings
+    client = connect(settings.clickhouse)
+    mig.migrate(client, settings.clickhouse)
     client.disconnect()
-    return clickhouse_settings
+    return settings
 
 
 def test_analyst_can_select_but_not_write(analyst_db):
     ch = analyst_db.clickhouse
     cols, rows = run_query(ch, "SELECT count() AS n FROM posts")
     assert cols == ["n"] and rows[0][0] >= 0
-    analyst = connect(ch, user=ch.analyst_user, password=ch.analyst_password, database=ch.database)
+    analyst = connect(ch, user=ch.analyst_user, password=ch.analyst_secret, database=ch.database)
     refused = {
         "insert": lambda: analyst.execute("INSERT INTO posts (id) VALUES", [("analyst:1",)]),
         "insert-select": lambda: analyst.execute("INSERT INTO posts SELECT * FROM posts LIMIT 1"),

@@ -42,9 +42,40 @@ def test_shipped_migrations_load_in_order_with_unique_versions():
     assert [m.version for m in migs] == sorted({m.version for m in migs})
     assert migs[0].version == 1 and all(len(m.checksum) == 64 for m in migs)
     # every statement renders with the default settings: no unknown placeholders
-    for m in migs:
-        for s in m.statements:
-            assert "${" not in migrate.render(s.sql, Settings().clickhouse)
+    ch = replace(Settings().clickhouse, analyst_password="pw")
+    for s in [s for m in migs for s in m.statements] + migrate.load_every_run():
+        assert "${" not in migrate.render(s.sql, ch)
+    # without a password (none set, none generated) nothing is rendered with an empty one
+    with pytest.raises(migrate.MigrationError, match="analyst_password is empty"):
+        migrate.render("ALTER USER a IDENTIFIED BY ${analyst_password}", Settings().clickhouse)
+
+
+class RecordingClient:
+    """Stands in for the connection only to see which access statements a version gets."""
+
+    def __init__(self):
+        self.sql = []
+
+    def execute(self, sql, *args, **kw):
+        self.sql.append(sql)
+        return []
+
+
+def test_every_run_access_statements_by_server_version():
+    ch = replace(Settings().clickhouse, analyst_password="it's-新")
+    modern = RecordingClient()
+    message = migrate.apply_access(modern, ch, (25, 8, 0))
+    assert "profile yuqing_analyst applied" in message
+    text = "\n".join(modern.sql)
+    # the password and the profile are applied with ALTER on every run, after the IF NOT EXISTS creates
+    assert modern.sql.index(next(q for q in modern.sql if q.startswith("CREATE USER IF NOT EXISTS analyst"))) < \
+        modern.sql.index(next(q for q in modern.sql if q.startswith("ALTER USER analyst IDENTIFIED WITH sha256_password BY 'it\\'s-新'")))
+    assert "SETTINGS PROFILE 'yuqing_analyst'" in text and "readonly = 1" in text
+    assert "max_execution_time = 120" in text and "result_overflow_mode = 'throw'" in text
+    assert "REVOKE ALL ON *.* FROM analyst" in text and "GRANT SELECT ON yuqing.* TO analyst" in text
+    old = RecordingClient()
+    assert "users.xml" in migrate.apply_access(old, ch, (18, 16, 1))
+    assert old.sql == []  # 18.16: no SQL access management; users.xml carries the same profile
 
 
 def test_render_quotes_password_and_refuses_bad_identifiers():

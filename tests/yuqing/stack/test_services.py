@@ -106,7 +106,7 @@ def test_clickhouse_answers_through_clickhouse_driver(clickhouse_settings):
     from clickhouse_driver import Client
 
     ch = clickhouse_settings.clickhouse
-    client = Client(host=ch.host, port=ch.port, user=ch.user, password=ch.password,
+    client = Client(host=ch.host, port=ch.port, user=ch.user, password=ch.admin_password,
                     connect_timeout=ch.connect_timeout_s, send_receive_timeout=ch.send_receive_timeout_s)
     try:
         assert client.execute("SELECT 1 + %(x)s", {"x": 41}) == [(42,)]

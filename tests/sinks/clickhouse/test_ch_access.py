@@ -1,0 +1,144 @@
+"""Who may do what in ClickHouse, against a real server of our own with generated passwords.
+
+The private server (fixture `own_clickhouse`) is rendered by server_config from settings whose
+passwords are empty, so `ensure_secrets` generated them exactly as `yuqing stack up` does.
+"""
+from __future__ import annotations
+
+import stat
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from clickhouse_driver.errors import ServerException
+
+from sinks.clickhouse import migrate as mig
+from sinks.clickhouse.client import connect
+from sinks.clickhouse.server_config import ANALYST_LIMITS, ensure_secrets, render_users_xml
+from yuqing.config import load_settings
+
+
+def _refused(fn) -> str:
+    with pytest.raises(ServerException) as info:
+        fn()
+    return str(info.value)
+
+
+def _auth_refused(ch, user: str, password: str) -> None:
+    client = connect(ch, user=user, password=password, database=ch.database)
+    try:
+        message = _refused(lambda: client.execute("SELECT 1"))
+    finally:
+        client.disconnect()
+    assert "password" in message.lower() or "authentication" in message.lower(), message
+
+
+@pytest.fixture
+def access(own_clickhouse):
+    settings = own_clickhouse.settings
+    client = connect(settings.clickhouse)
+    mig.migrate(client, settings.clickhouse)
+    client.disconnect()
+    return own_clickhouse
+
+
+def test_generated_secrets_are_random_private_and_read_through_settings(tmp_path):
+    env = {"YUQING_STATE_DIR": str(tmp_path / "a")}
+    first = load_settings(env=env)
+    assert first.clickhouse.secrets_dir == str(tmp_path / "a" / "secrets" / "clickhouse")
+    assert first.clickhouse.admin_password == "" and first.clickhouse.analyst_secret == ""
+    assert ensure_secrets(first) == ["password", "analyst_password"]
+    assert ensure_secrets(first) == []  # kept: the running server and the clients keep agreeing
+    folder = Path(first.clickhouse.secrets_dir)
+    for name in ("password", "analyst_password"):
+        assert stat.S_IMODE((folder / name).stat().st_mode) == 0o600
+    admin, analyst = first.clickhouse.admin_password, first.clickhouse.analyst_secret
+    assert len(admin) >= 24 and len(analyst) >= 24 and admin != analyst
+    other = load_settings(env={"YUQING_STATE_DIR": str(tmp_path / "b")})
+    ensure_secrets(other)
+    assert other.clickhouse.admin_password not in (admin, analyst)
+    # a file someone made world-readable is tightened; an explicit setting wins over the file
+    (folder / "password").chmod(0o644)
+    ensure_secrets(first)
+    assert stat.S_IMODE((folder / "password").stat().st_mode) == 0o600
+    explicit = load_settings(env={**env, "YUQING_CLICKHOUSE_PASSWORD": "from-env"})
+    assert explicit.clickhouse.admin_password == "from-env"
+    # users.xml stores hashes only
+    users = render_users_xml(first)
+    assert admin not in users and analyst not in users and "password_sha256_hex" in users
+
+
+def test_without_the_password_nobody_gets_in(access):
+    ch = access.settings.clickhouse
+    _auth_refused(ch, ch.user, "")  # `default` with no password: refused
+    _auth_refused(ch, ch.analyst_user, "")
+    _auth_refused(ch, ch.analyst_user, "analyst")  # the old fixed default
+    _auth_refused(ch, ch.analyst_user, ch.admin_password)
+
+
+def test_analyst_is_read_only_with_limits_it_cannot_lift(access):
+    ch = access.settings.clickhouse
+    for sql in ("INSERT INTO posts (id) VALUES", "CREATE TABLE t_analyst (a UInt8) ENGINE = Memory",
+                "DROP TABLE rejects", "ALTER TABLE posts DELETE WHERE 1", "SET readonly = 0",
+                "SET max_execution_time = 100000", "SET max_result_rows = 0"):
+        args = (sql, [("analyst:1",)]) if sql.endswith("VALUES") else (sql,)
+        analyst = connect(ch, user=ch.analyst_user, password=ch.analyst_secret, database=ch.database)
+        try:
+            message = _refused(lambda: analyst.execute(*args)).lower()
+        finally:
+            analyst.disconnect()
+        assert "readonly" in message or "not enough privileges" in message, (sql, message)
+    analyst = connect(ch, user=ch.analyst_user, password=ch.analyst_secret, database=ch.database)
+    try:
+        assert analyst.execute("SELECT count() FROM posts")[0][0] == 0
+        # settings sent along with a query are refused or have no effect
+        watched = ("readonly", "max_result_rows", "max_execution_time")
+        for override in ({"readonly": 0}, {"max_result_rows": 0}, {"max_execution_time": 0}):
+            try:
+                rows = analyst.execute("SELECT name, value FROM system.settings WHERE name IN %(names)s",
+                                       {"names": watched}, settings=override)
+            except ServerException as exc:
+                assert "readonly" in str(exc).lower(), exc
+                continue
+            assert dict(rows) == {k: str(ANALYST_LIMITS[k]) for k in watched}, override
+        # the limits are in force
+        values = dict(analyst.execute(
+            "SELECT name, value FROM system.settings WHERE name IN %(names)s", {"names": tuple(ANALYST_LIMITS)}))
+        assert values == {k: str(v) for k, v in ANALYST_LIMITS.items()}
+        message = _refused(lambda: analyst.execute(
+            f"SELECT number FROM system.numbers LIMIT {ANALYST_LIMITS['max_result_rows'] + 10}"))
+        assert "limit for result exceeded" in message.lower(), message
+        # other databases are out of reach
+        message = _refused(lambda: analyst.execute("SELECT * FROM default.nothing_here"))
+        assert "access" in message.lower() or "doesn't exist" in message.lower() or "not allowed" in message.lower()
+    finally:
+        analyst.disconnect()
+    assert connect(ch).execute(f"EXISTS TABLE {ch.database}.rejects")[0][0] == 1
+
+
+def test_migrate_again_with_a_new_analyst_password_applies_it(access):
+    settings = access.settings
+    ch = settings.clickhouse
+    old = ch.analyst_secret
+    (Path(ch.secrets_dir) / "analyst_password").write_text("新的-password-2026\n", encoding="utf-8")
+    assert ch.analyst_secret == "新的-password-2026"
+    client = connect(ch)
+    try:
+        result = mig.migrate(client, ch, users_xml=access.root / "users.xml")
+    finally:
+        client.disconnect()
+    assert result.applied == [] and "analyst" in result.access
+    analyst = connect(ch, user=ch.analyst_user, password="新的-password-2026", database=ch.database)
+    assert analyst.execute("SELECT value FROM system.settings WHERE name = 'readonly'")[0][0] == "1"
+    analyst.disconnect()
+    _auth_refused(ch, ch.analyst_user, old)
+    # and a password given in the settings wins over the file
+    explicit = replace(ch, analyst_password="from-settings")
+    client = connect(explicit)
+    try:
+        mig.migrate(client, explicit, users_xml=access.root / "users.xml")
+    finally:
+        client.disconnect()
+    analyst = connect(explicit, user=ch.analyst_user, password="from-settings", database=ch.database)
+    assert analyst.execute("SELECT 1")[0][0] == 1
+    analyst.disconnect()
