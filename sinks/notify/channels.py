@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import http.client
 import json
 import logging
 import time
@@ -19,6 +20,7 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from .config import ChannelConfig, RetryConfig
+from .escape import DIALECTS, MARKDOWN, PLAIN, SLACK, redact, url_secrets
 from .notice import Notice
 from .render import render, title
 
@@ -54,25 +56,27 @@ def build_request(channel: ChannelConfig, notice: Notice, now: datetime) -> Requ
     """The HTTP POST for one channel; `now` drives countdowns and signature timestamps."""
     headers = {"Content-Type": "application/json; charset=utf-8"}
     url = channel.url
-    heading = title(notice)
+    heading = title(notice, PLAIN)
+    dialect = DIALECTS[channel.kind]
     if channel.kind == "dingtalk":
-        body = {"msgtype": "markdown", "markdown": {"title": heading, "text": render(notice, now, markdown=True)}}
+        body = {"msgtype": "markdown", "markdown": {"title": heading, "text": render(notice, now, dialect=dialect)}}
         if channel.secret:
             ts = int(now.timestamp() * 1000)
             url = _with_query(url, {"timestamp": str(ts), "sign": dingtalk_sign(channel.secret, ts)})
     elif channel.kind == "feishu":
-        body = {"msg_type": "text", "content": {"text": render(notice, now, markdown=False)}}
+        body = {"msg_type": "text", "content": {"text": render(notice, now, dialect=dialect)}}
         if channel.secret:
             ts = int(now.timestamp())
             body = {"timestamp": str(ts), "sign": feishu_sign(channel.secret, ts), **body}
     elif channel.kind == "wecom":
-        body = {"msgtype": "markdown", "markdown": {"content": render(notice, now, markdown=True)}}
+        body = {"msgtype": "markdown", "markdown": {"content": render(notice, now, dialect=dialect)}}
     elif channel.kind == "slack":
-        text = render(notice, now, markdown=False)
-        body = {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text[:2900]}}]}
-    else:  # generic webhook: the structured notice plus the rendered text
-        body = {"title": heading, "text": render(notice, now, markdown=False),
-                "markdown": render(notice, now, markdown=True), "notice": notice.to_dict()}
+        text = render(notice, now, dialect=SLACK)
+        body = {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text[:2900]}}],
+                "link_names": False, "unfurl_links": False, "unfurl_media": False}
+    else:  # generic webhook: the structured notice (raw data: the receiver must escape it) plus safe texts
+        body = {"title": heading, "text": render(notice, now, dialect=PLAIN),
+                "markdown": render(notice, now, dialect=MARKDOWN), "notice": notice.to_dict()}
         if channel.secret:  # sign the body like many webhook receivers expect
             raw = json.dumps(body, ensure_ascii=False, sort_keys=True).encode()
             headers["X-Yuqing-Signature"] = "sha256=" + hmac.new(channel.secret.encode(), raw, hashlib.sha256).hexdigest()
@@ -99,7 +103,11 @@ def response_error(kind: str, status: int, body: bytes) -> str | None:
 
 
 class DeliveryError(Exception):
-    pass
+    """All tries failed; the message is already free of the channel's secrets."""
+
+
+def channel_secrets(channel: ChannelConfig) -> list[str]:
+    return url_secrets(channel.url) + ([channel.secret] if channel.secret else [])
 
 
 def post_once(request: Request, timeout_s: float) -> tuple[int, bytes]:
@@ -125,8 +133,11 @@ def deliver(channel: ChannelConfig, notice: Notice, retry: RetryConfig, *,
             error = response_error(channel.kind, status, body)
         except (OSError, urllib.error.URLError) as exc:  # refused, reset, timed out
             error = f"{type(exc).__name__}: {exc}"
+        except (ValueError, http.client.HTTPException) as exc:  # malformed URL (InvalidURL quotes it, token and all)
+            error = f"bad webhook URL or response ({type(exc).__name__}: {exc})"
         if error is None:
             return
+        error = redact(error, channel_secrets(channel) + [request.url])
         last = error
         if on_failure:
             on_failure(error)

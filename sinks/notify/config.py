@@ -3,11 +3,17 @@
 Secrets never need to live in the YAML: each channel's `url` and `secret` can come from
 `url_env`/`secret_env`, or from `YUQING_NOTIFY_<CHANNEL>_URL` / `..._SECRET` (channel name
 upper-cased, other characters turned into `_`), which win over the file.
+
+The webhook bearer token (what Alertmanager must send) comes from `YUQING_NOTIFY_TOKEN`,
+a file named by `YUQING_NOTIFY_TOKEN_FILE` or `auth.token_file`, or the local stack's
+`<state folder>/secrets/notify-token` that `yuqing stack up` writes (mode 0600).
 """
 from __future__ import annotations
 
 import os
 import re
+import secrets
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +23,10 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ALERTMANAGER_TEMPLATE = REPO_ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
 NOTIFY_URL_PLACEHOLDER = "__NOTIFY_URL__"
+TOKEN_FILE_PLACEHOLDER = "__NOTIFY_TOKEN_FILE__"
+TOKEN_ENV = "YUQING_NOTIFY_TOKEN"
+TOKEN_FILE_ENV = "YUQING_NOTIFY_TOKEN_FILE"
+MIN_TOKEN_CHARS = 16
 
 CHANNEL_KINDS = ("dingtalk", "feishu", "wecom", "slack", "webhook")
 #: Routes: the Alertmanager receiver paths, plus what Kafka events map to.
@@ -28,14 +38,75 @@ class NotifyConfigError(ValueError):
     pass
 
 
-def render_alertmanager_config(notify_url: str, template: str | Path | None = None) -> str:
-    """alertmanager.yml with `__NOTIFY_URL__` replaced by `notify_url` (no trailing slash)."""
+def render_alertmanager_config(notify_url: str, token_file: str | Path, template: str | Path | None = None) -> str:
+    """alertmanager.yml with `__NOTIFY_URL__` replaced by `notify_url` (no trailing slash) and
+    `__NOTIFY_TOKEN_FILE__` by the path, as Alertmanager sees it, of the webhook bearer token.
+
+    The token itself never enters the rendered file: Alertmanager reads `credentials_file`.
+    """
     if not re.match(r"^https?://[^/\s]+$", notify_url.rstrip("/")):
         raise NotifyConfigError(f"notify url must look like http://host:port, got {notify_url!r}")
+    token_file = str(token_file)
+    if not token_file.startswith("/") or re.search(r"[\s'\"\\]", token_file):
+        raise NotifyConfigError(f"token file must be an absolute path without spaces or quotes, got {token_file!r}")
     text = Path(template or ALERTMANAGER_TEMPLATE).read_text(encoding="utf-8")
-    if NOTIFY_URL_PLACEHOLDER not in text:
-        raise NotifyConfigError(f"{template or ALERTMANAGER_TEMPLATE} has no {NOTIFY_URL_PLACEHOLDER} placeholder")
-    return text.replace(NOTIFY_URL_PLACEHOLDER, notify_url.rstrip("/"))
+    for placeholder in (NOTIFY_URL_PLACEHOLDER, TOKEN_FILE_PLACEHOLDER):
+        if placeholder not in text:
+            raise NotifyConfigError(f"{template or ALERTMANAGER_TEMPLATE} has no {placeholder} placeholder")
+    return text.replace(NOTIFY_URL_PLACEHOLDER, notify_url.rstrip("/")).replace(TOKEN_FILE_PLACEHOLDER, token_file)
+
+
+# --- the webhook bearer token -------------------------------------------------------------
+def local_token_path(state_dir: Path) -> Path:
+    """Where the local stack keeps the token Alertmanager sends to `yuqing notify`."""
+    return Path(state_dir) / "secrets" / "notify-token"
+
+
+def ensure_token_file(path: Path) -> Path:
+    """Create the token file (random, 0600, folder 0700) unless it exists; tighten its mode."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(secrets.token_urlsafe(32) + "\n")
+    os.chmod(path, 0o600)
+    return path
+
+
+def read_token_file(path: Path) -> str:
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+        token = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise NotifyConfigError(f"cannot read the notify token file {path}: {exc.strerror or exc}") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO) and not stat.S_ISFIFO(mode) and os.getuid() == path.stat().st_uid:
+        raise NotifyConfigError(f"notify token file {path} is readable by others: chmod 600 {path}")
+    return check_token(token, str(path))
+
+
+def check_token(token: str, where: str) -> str:
+    if len(token) < MIN_TOKEN_CHARS or not re.fullmatch(r"[\x21-\x7e]+", token):
+        raise NotifyConfigError(f"{where}: the notify token must be at least {MIN_TOKEN_CHARS} printable "
+                                "ASCII characters without spaces")
+    return token
+
+
+def resolve_token(config: "NotifyConfig", env: dict[str, str] | None = None,
+                  state_dir: Path | None = None) -> str | None:
+    """The bearer token Alertmanager must present; None if none is configured anywhere."""
+    env = dict(os.environ if env is None else env)
+    if env.get(TOKEN_ENV):
+        return check_token(env[TOKEN_ENV].strip(), TOKEN_ENV)
+    if env.get(TOKEN_FILE_ENV):
+        return read_token_file(Path(env[TOKEN_FILE_ENV]))
+    if config.token_file is not None:
+        return read_token_file(config.token_file)
+    if state_dir is not None and local_token_path(state_dir).exists():
+        return read_token_file(local_token_path(state_dir))
+    return None
 
 
 @dataclass(frozen=True)
@@ -84,6 +155,8 @@ class NotifyConfig:
     channels: tuple[ChannelConfig, ...] = ()
     retry: RetryConfig = field(default_factory=RetryConfig)
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
+    token: str | None = None  # the webhook bearer token; None: every webhook POST is refused
+    token_file: Path | None = None  # auth.token_file (read by resolve_token)
 
 
 def _env_name(channel: str, what: str) -> str:
@@ -158,7 +231,13 @@ def parse_notify_config(data: Any, env: dict[str, str] | None = None) -> NotifyC
     data = data or {}
     if not isinstance(data, dict):
         raise NotifyConfigError("notify config: expected a mapping at the top level")
-    _check_keys(data, {"listen", "dedup_window_s", "channels", "retry", "kafka"}, "notify config")
+    _check_keys(data, {"listen", "dedup_window_s", "channels", "retry", "kafka", "auth"}, "notify config")
+    auth = data.get("auth") or {}
+    if not isinstance(auth, dict):
+        raise NotifyConfigError("auth: expected a mapping")
+    _check_keys(auth, {"token_file"}, "auth")
+    if auth.get("token_file") is not None and not isinstance(auth["token_file"], str):
+        raise NotifyConfigError("auth.token_file: expected a path")
     listen = data.get("listen") or {}
     _check_keys(listen, {"host", "port"}, "listen")
     port = listen.get("port")
@@ -204,6 +283,7 @@ def parse_notify_config(data: Any, env: dict[str, str] | None = None) -> NotifyC
         host=str(listen.get("host", "127.0.0.1")), port=port,
         dedup_window_s=_number(data.get("dedup_window_s", 900.0), "dedup_window_s"),
         channels=channels, retry=retry, kafka=kafka,
+        token_file=Path(auth["token_file"]) if auth.get("token_file") else None,
     )
 
 

@@ -27,6 +27,7 @@ class Example:
     author: str | None = None
     url: str | None = None
     id: str | None = None
+    source: str | None = None  # "report": a user report, whose claims are never shown as facts
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,8 @@ class Notice:
     negative_ratio: float | None = None
     summary: str | None = None
     summary_zh: str | None = None
+    description: str | None = None  # the rule's description annotation
+    runbook_url: str | None = None
     first_detected_at: datetime | None = None
     at: datetime | None = None
     window_start: datetime | None = None
@@ -186,11 +189,7 @@ def notice_from_alert_event(event: Any) -> Notice:
     if level not in LEVELS:
         raise NoticeError(f"alert event: unknown level {level!r}")
     previous = event.get("previous_level")
-    examples = tuple(
-        Example(text=str(e.get("text") or ""), platform=e.get("platform"),
-                author=_author_name(e.get("author")), url=e.get("url"), id=e.get("id"))
-        for e in (event.get("examples") or [])[:3] if isinstance(e, dict)
-    )
+    examples = tuple(_example(e) for e in (event.get("examples") or [])[:3] if isinstance(e, dict))
     pb = event.get("playbook")
     playbook = None
     if isinstance(pb, dict) and pb.get("title"):
@@ -229,10 +228,21 @@ def _draft(event: dict[str, Any]) -> str | None:
         return None
 
 
+def _str_or_none(value: Any, max_chars: int = 2048) -> str | None:
+    return value[:max_chars] if isinstance(value, str) and value else None
+
+
+def _example(e: dict[str, Any]) -> Example:
+    """Only the fields the job itself wrote; any `claimed` (caller-chosen) field is ignored."""
+    return Example(text=str(e.get("text") or "")[:2000], platform=_str_or_none(e.get("platform"), 40),
+                   author=_author_name(e.get("author")), url=_str_or_none(e.get("url")),
+                   id=_str_or_none(e.get("id"), 200), source=_str_or_none(e.get("source"), 40))
+
+
 def _author_name(author: Any) -> str | None:
     if isinstance(author, dict):
-        return author.get("name") or author.get("id")
-    return str(author) if author else None
+        return _str_or_none(author.get("name"), 100) or _str_or_none(author.get("id"), 100)
+    return _str_or_none(author, 100)
 
 
 def notices_from_alertmanager(payload: Any, route: str) -> list[Notice]:
@@ -253,8 +263,9 @@ def notices_from_alertmanager(payload: Any, route: str) -> list[Notice]:
             brand=labels.get("brand"), category=labels.get("category"),
             level=level if labels.get("brand") else None,
             risk_score=_float(ann.get("risk_score")), influence=_float(ann.get("influence")),
-            severity=_float(ann.get("severity")), volatility=_float(ann.get("volatility")),
+            severity=_float(ann.get("severity_score")), volatility=_float(ann.get("volatility")),
             summary=ann.get("summary"), summary_zh=ann.get("summary_zh"),
+            description=ann.get("description"), runbook_url=ann.get("runbook_url"),
             at=parse_time(alert.get("startsAt")),
             labels=tuple(sorted((k, v) for k, v in labels.items() if k not in ("instance",))),
         ))

@@ -1,13 +1,17 @@
-"""Chinese on-call messages from a Notice: plain text (Feishu) and Markdown (DingTalk, WeCom, Slack).
+"""Chinese on-call messages from a Notice, in each robot's format (sinks/notify/escape.py):
+Markdown (DingTalk, WeCom), plain text (Feishu, generic webhooks), Slack mrkdwn.
 
 Times are shown in Beijing time; deadlines as a countdown from `now`, e.g.
-"距声明截止还有 1小时42分", so the reader sees at once how long is left.
+"距声明截止还有 1小时42分", so the reader sees at once how long is left. Every value that
+is not our own wording goes through the dialect's escaping; the only links are crawled
+posts' http(s) URLs.
 """
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from .notice import Notice
+from .escape import MARKDOWN, PLAIN, Dialect, safe_link
+from .notice import Example, Notice
 
 BEIJING = timezone(timedelta(hours=8))
 LEVEL_ZH = {"high": "高", "medium": "中", "low": "低"}
@@ -45,29 +49,48 @@ def beijing(ts: datetime) -> str:
     return ts.astimezone(BEIJING).strftime("%m-%d %H:%M")
 
 
-def title(notice: Notice) -> str:
+def title(notice: Notice, dialect: Dialect = PLAIN) -> str:
+    t = dialect.text
     if notice.is_brand_alert:
-        lv = LEVEL_ZH.get(notice.level or "", notice.level)
+        lv = LEVEL_ZH.get(notice.level or "", t(notice.level))
         if notice.status == "resolved":
-            to = f"，已降为{LEVEL_ZH.get(notice.new_level, notice.new_level)}" if notice.new_level else ""
-            return f"【舆情预警·已解除】{notice.brand}·{notice.category} {lv}风险结束{to}"
-        return f"【舆情预警·{lv}风险】{notice.brand}·{notice.category}"
+            to = f"，已降为{LEVEL_ZH.get(notice.new_level, t(notice.new_level))}" if notice.new_level else ""
+            return f"【舆情预警·已解除】{t(notice.brand)}·{t(notice.category)} {lv}风险结束{to}"
+        return f"【舆情预警·{lv}风险】{t(notice.brand)}·{t(notice.category)}"
     state = "已恢复" if notice.status == "resolved" else "告警"
-    return f"【系统{state}】{notice.alertname}"
+    return f"【系统{state}】{t(notice.alertname)}"
+
+
+def is_report(example: Example) -> bool:
+    """A user report (report endpoint), not a crawled post: its claims are not shown as facts."""
+    return (example.id or "").startswith("report:") or example.source == "report"
+
+
+def _example_line(i: int, ex: Example, d: Dialect) -> str:
+    if is_report(ex):
+        # the reporter chose the author, platform and URL: show none of them
+        where = "用户报告（未核实）"
+    else:
+        platform = PLATFORM_ZH.get(ex.platform or "", d.text(ex.platform or "未知平台", 20))
+        where = f"{platform}·{d.text(ex.author, 30)}" if ex.author else platform
+    url = safe_link(ex.url, from_crawler=not is_report(ex))
+    link = f" {d.link(url, '原帖')}" if url else ""
+    return f"{i}. 【{where}】{d.text(ex.text, EXAMPLE_CHARS)}{link}"
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
-def render(notice: Notice, now: datetime, *, markdown: bool) -> str:
-    """The message body. `markdown` adds bold headings and links."""
-    b = (lambda s: f"**{s}**") if markdown else (lambda s: s)
-    lines = [f"### {title(notice)}" if markdown else title(notice)]
+def render(notice: Notice, now: datetime, *, markdown: bool = False, dialect: Dialect | None = None) -> str:
+    """The message body in `dialect` (default: Markdown if `markdown`, else plain text)."""
+    d = dialect or (MARKDOWN if markdown else PLAIN)
+    b, t = d.bold, d.text
+    lines = [d.heading(title(notice, d))]
     if notice.summary_zh:
-        lines.append(notice.summary_zh)
+        lines.append(t(notice.summary_zh))
     if notice.is_brand_alert:
-        lines.append(f"{b('等级')}：{LEVEL_ZH.get(notice.level, notice.level)}（{notice.level}）")
+        lines.append(f"{b('等级')}：{LEVEL_ZH.get(notice.level, t(notice.level))}（{t(notice.level)}）")
         lines.append(
             f"{b('风险分')}：{_fmt(notice.risk_score)}（影响力 {_fmt(notice.influence)}｜"
             f"严重度 {_fmt(notice.severity)}｜波动性 {_fmt(notice.volatility)}）")
@@ -82,39 +105,36 @@ def render(notice: Notice, now: datetime, *, markdown: bool) -> str:
         if notice.examples and notice.status == "firing":
             lines.append(f"{b('典型帖子')}：")
             for i, ex in enumerate(notice.examples, 1):
-                text = ex.text.replace("\n", " ")
-                if len(text) > EXAMPLE_CHARS:
-                    text = text[:EXAMPLE_CHARS] + "…"
-                where = PLATFORM_ZH.get(ex.platform or "", ex.platform or "未知平台")
-                who = f" @{ex.author}" if ex.author else ""
-                link = ""
-                if ex.url:
-                    link = f" [原帖]({ex.url})" if markdown else f" {ex.url}"
-                lines.append(f"{i}. [{where}{who}] {text}{link}")
+                lines.append(_example_line(i, ex, d))
         if notice.playbook and notice.status == "firing":
-            owner = f"（负责人：{notice.playbook.owner}）" if notice.playbook.owner else ""
-            lines.append(f"{b('处置预案')}：{notice.playbook.title}{owner}")
+            owner = f"（负责人：{t(notice.playbook.owner)}）" if notice.playbook.owner else ""
+            lines.append(f"{b('处置预案')}：{t(notice.playbook.title)}{owner}")
             for i, step in enumerate(notice.playbook.steps, 1):
-                lines.append(f"  {i}) {step}")
+                lines.append(f"  {i}) {t(step)}")
         if notice.deadlines and notice.status == "firing":
             lines.append(f"{b('时限')}：")
-            for d in notice.deadlines:
-                lines.append(f"- {countdown_zh(d.name, d.due_at, now)}（{beijing(d.due_at)}）")
+            for dl in notice.deadlines:
+                lines.append(f"- {countdown_zh(t(dl.name), dl.due_at, now)}（{beijing(dl.due_at)}）")
         if notice.forecast and notice.status == "firing":
             f = notice.forecast
             text = (f"未来1小时约 {f['next_1h']:.0f} 条（{f['next_1h_low']:.0f}–{f['next_1h_high']:.0f}），"
                     f"6小时约 {f['next_6h']:.0f} 条（{f['next_6h_low']:.0f}–{f['next_6h_high']:.0f}）")
             if f.get("next_level") and f.get("p_next_level_6h") is not None:
-                text += f"；6小时内升至{LEVEL_ZH.get(f['next_level'], f['next_level'])}的概率 {f['p_next_level_6h']:.0%}"
+                text += f"；6小时内升至{LEVEL_ZH.get(f['next_level'], t(f['next_level']))}的概率 {f['p_next_level_6h']:.0%}"
             lines.append(f"{b('趋势预测')}：{text}")
         if notice.draft and notice.status == "firing":
             lines.append(f"{b('声明草稿（0–2小时）')}：")
-            lines.append(notice.draft)
+            lines.append(("\n" if not d.markdown else "  \n").join(t(line) for line in notice.draft.splitlines()))
     else:
-        labels = ", ".join(f"{k}={v}" for k, v in notice.labels if k not in ("alertname", "severity", "team"))
+        hidden = ("alertname", "severity", "team")
+        labels = "，".join(f"{t(k)}={t(v)}" for k, v in notice.labels if k not in hidden)
         if labels:
             lines.append(f"{b('对象')}：{labels}")
+        if notice.description:
+            lines.append(f"{b('说明')}：{t(notice.description)}")
+        if notice.runbook_url:
+            lines.append(f"{b('处置手册')}：{t(notice.runbook_url)}")
     if notice.summary:
-        lines.append(f"{b('Summary')}: {notice.summary}")
-    lines.append(f"{b('来源')}：{PATH_ZH.get(notice.path, notice.path)}，发送于 {beijing(now)}（北京时间）")
-    return "\n\n".join(lines) if markdown else "\n".join(lines)
+        lines.append(f"{b('Summary')}: {t(notice.summary)}")
+    lines.append(f"{b('来源')}：{PATH_ZH.get(notice.path, t(notice.path))}，发送于 {beijing(now)}（北京时间）")
+    return d.joiner.join(lines)

@@ -7,6 +7,7 @@ that drains the retry queue every `retry.retry_every_s`.
 """
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import re
@@ -20,13 +21,17 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from sinks.metrics import Metrics
 
-from .channels import DeliveryError, deliver
+from .channels import DeliveryError, channel_secrets, deliver
 from .config import LEVELS, ROUTES, NotifyConfig
 from .dedup import Deduplicator
+from .escape import RedactingFilter
 from .notice import Notice, NoticeError, notice_from_alert_event, notices_from_alertmanager
 from .retryqueue import Pending, RetryQueue
 
 log = logging.getLogger("yuqing.notify")
+#: Every record of the notify logger passes through it: secrets never reach a log line.
+REDACTOR = RedactingFilter()
+log.addFilter(REDACTOR)
 MAX_BODY = 1 << 20
 
 
@@ -37,6 +42,9 @@ class NotifyService:
         self.config = config
         self.metrics = metrics
         self.clock = clock
+        REDACTOR.add([secret for c in config.channels for secret in channel_secrets(c)])
+        if config.token:
+            REDACTOR.add([config.token])
         self.dedup = Deduplicator(config.dedup_window_s)
         self.queue = RetryQueue(config.retry.queue_size, config.retry.queue_file)
         self.metrics.notify_retry_queue.set(len(self.queue))
@@ -48,6 +56,18 @@ class NotifyService:
         self._retry_thread: threading.Thread | None = None
 
     # --- intake ------------------------------------------------------------------------
+    def authorized(self, header: str | None) -> bool:
+        """True if `Authorization` carries the webhook token (constant-time compare).
+
+        With no token configured nothing is authorized: a notifier that pages on-call must
+        not accept pages from whoever can reach its port.
+        """
+        token = self.config.token
+        scheme, _, given = (header or "").strip().partition(" ")
+        if not token or scheme.lower() != "bearer":
+            return False
+        return hmac.compare_digest(given.strip().encode("utf-8", "replace"), token.encode())
+
     def handle_alertmanager(self, route: str, payload: Any) -> tuple[int, int]:
         """Returns (sent, deduplicated). Raises NoticeError on a malformed body."""
         notices = notices_from_alertmanager(payload, route)
@@ -264,12 +284,35 @@ def make_handler(service: NotifyService, consumer_state: Callable[[], str]):
                 self._reply(404, {"error": f"no such path {self.path}"})
 
         def do_POST(self) -> None:
+            # Authentication first, before the body is read, parsed or deduplicated: a forged
+            # page must never suppress the real one that follows.
+            if not service.authorized(self.headers.get("Authorization")):
+                service.metrics.notify_received.labels("alertmanager-unauthorized").inc()
+                log.warning("notify: refused an unauthenticated POST from %s (401)", self.client_address[0])
+                self.close_connection = True
+                body = json.dumps({"error": "missing or wrong bearer token"}).encode()
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Bearer realm="yuqing-notify"')
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(body)
+                return
             match = _ROUTE_PATH.match(self.path.split("?")[0])
             if not match or match.group(1) not in ROUTES:
                 self._reply(404, {"error": f"POST /alertmanager/<route> with route one of {', '.join(ROUTES)}"})
                 return
-            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1
+            if length < 0:
+                self.close_connection = True
+                self._reply(400, {"error": "bad Content-Length"})
+                return
             if length > MAX_BODY:
+                self.close_connection = True
                 self._reply(413, {"error": "body too large"})
                 return
             try:

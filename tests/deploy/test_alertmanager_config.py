@@ -1,4 +1,6 @@
-"""alertmanager.yml: amtool accepts the rendered file and routes alerts where notify expects."""
+"""alertmanager.yml: amtool accepts the rendered file and routes alerts where notify expects;
+every notify webhook carries the bearer token; the Watchdog and the ops fallback do not
+depend on notify."""
 from __future__ import annotations
 
 import shutil
@@ -15,7 +17,7 @@ pytestmark = pytest.mark.skipif(not shutil.which("amtool"), reason="amtool missi
 @pytest.fixture
 def rendered(tmp_path):
     path = tmp_path / "alertmanager.yml"
-    path.write_text(render_alertmanager_config("http://127.0.0.1:19104"))
+    path.write_text(render_alertmanager_config("http://127.0.0.1:19104", "/state/secrets/notify-token"))
     return path
 
 
@@ -34,7 +36,12 @@ def test_amtool_rejects_the_unrendered_template():
     (["alertname=YuqingHighRisk", "severity=critical", "team=pr", "brand=快送", "category=privacy"], "yuqing-critical"),
     (["alertname=YuqingMediumRiskSustained", "severity=warning", "team=pr", "brand=快送"], "yuqing-warning"),
     (["alertname=YuqingCrawlerDown", "severity=warning", "team=ops"], "yuqing-ops"),
-    (["alertname=YuqingNotifyDeliveryFailing", "severity=critical", "team=ops"], "yuqing-ops-critical"),
+    # outages that blind paging also go to the Alertmanager-native e-mail receiver
+    (["alertname=YuqingNotifyDeliveryFailing", "severity=critical", "team=ops", "channel=d"],
+     "ops-fallback,yuqing-ops-critical"),
+    (["alertname=YuqingComponentDown", "severity=warning", "team=ops", "job=yuqing-notify"], "ops-fallback,yuqing-ops"),
+    (["alertname=YuqingScoringStalled", "severity=critical", "team=ops"], "ops-fallback,yuqing-ops-critical"),
+    (["alertname=YuqingWatchdog", "severity=none", "team=ops"], "deadmans-switch"),
     (["alertname=Other"], "yuqing-default"),
 ])
 def test_routes(rendered, labels, receiver):
@@ -43,14 +50,34 @@ def test_routes(rendered, labels, receiver):
     assert result.stdout.strip() == receiver, result.stdout + result.stderr
 
 
-def test_every_receiver_is_a_notify_route_and_high_inhibits_medium(rendered):
+def test_every_notify_receiver_sends_the_token_and_high_inhibits_medium(rendered):
     cfg = yaml.safe_load(rendered.read_text())
-    for receiver in cfg["receivers"]:
+    notify = [r for r in cfg["receivers"] if r["name"].startswith("yuqing-")]
+    assert {r["name"] for r in notify} == {f"yuqing-{route}" for route in ROUTES}
+    for receiver in notify:
         [hook] = receiver["webhook_configs"]
         prefix = "http://127.0.0.1:19104/alertmanager/"
         assert hook["url"].startswith(prefix) and hook["url"].removeprefix(prefix) in ROUTES
+        assert hook["http_config"]["authorization"] == {"type": "Bearer",
+                                                        "credentials_file": "/state/secrets/notify-token"}
+    others = {r["name"]: r for r in cfg["receivers"] if not r["name"].startswith("yuqing-")}
+    assert set(others) == {"deadmans-switch", "ops-fallback"}
+    assert "webhook_configs" not in others["ops-fallback"] and others["ops-fallback"]["email_configs"]
+    fallback = next(r for r in cfg["route"]["routes"] if r["receiver"] == "ops-fallback")
+    assert fallback["continue"] is True
+    watchdog = cfg["route"]["routes"][0]
+    assert watchdog["receiver"] == "deadmans-switch" and not watchdog.get("continue")
+    assert watchdog["repeat_interval"] == "1m"
     assert cfg["route"]["group_by"] == ["alertname", "brand", "category"]
     critical = next(r for r in cfg["route"]["routes"] if r["receiver"] == "yuqing-critical")
     assert critical["group_wait"] == "1s"
     [inhibit] = cfg["inhibit_rules"]
     assert inhibit["equal"] == ["brand", "category"] and "YuqingHighRisk" in inhibit["source_matchers"][0]
+
+
+def test_the_token_itself_never_enters_a_rendered_config(tmp_path):
+    from sinks.notify.config import ensure_token_file
+
+    token_file = ensure_token_file(tmp_path / "secrets" / "notify-token")
+    text = render_alertmanager_config("http://127.0.0.1:19104", token_file)
+    assert token_file.read_text().strip() not in text and f"credentials_file: {token_file}" in text

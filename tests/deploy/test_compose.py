@@ -169,8 +169,9 @@ def test_compose_alertmanager_and_notify_configs_are_valid():
 
     assert "compose/alertmanager.yml" not in dc.stale_generated()
     am = yaml.safe_load((COMPOSE / "alertmanager.yml").read_text())
-    urls = [w["url"] for r in am["receivers"] for w in r["webhook_configs"]]
-    assert urls and all(u.startswith(dc.NOTIFY_URL_COMPOSE + "/alertmanager/") for u in urls)
+    hooks = [w for r in am["receivers"] for w in r.get("webhook_configs", [])]
+    assert hooks and all(w["url"].startswith(dc.NOTIFY_URL_COMPOSE + "/alertmanager/") for w in hooks)
+    assert all(w["http_config"]["authorization"]["credentials_file"] == dc.NOTIFY_TOKEN_FILE_COMPOSE for w in hooks)
     config = load_notify_config(COMPOSE / "notify.yaml")
     assert config.host == "0.0.0.0" and config.kafka.enabled
 

@@ -58,8 +58,12 @@ def test_alertmanager_secret_pages_the_notify_service(docs):
     am = yaml.safe_load(secret["stringData"]["alertmanager.yaml"])
     src = yaml.safe_load((REPO / "deploy/alertmanager/alertmanager.yml").read_text())
     assert am["route"] == src["route"] and len(am["receivers"]) == len(src["receivers"])
-    urls = [w["url"] for r in am["receivers"] for w in r["webhook_configs"]]
-    assert all(u.startswith(dc.NOTIFY_URL_K8S + "/alertmanager/") for u in urls)
+    hooks = [w for r in am["receivers"] for w in r.get("webhook_configs", [])]
+    assert hooks and all(w["url"].startswith(dc.NOTIFY_URL_K8S + "/alertmanager/") for w in hooks)
+    # the bearer token: Secret yuqing-notify-token, mounted by the Alertmanager and by notify
+    assert all(w["http_config"]["authorization"]["credentials_file"] == dc.NOTIFY_TOKEN_FILE_K8S for w in hooks)
+    assert "yuqing-notify-token" in one(docs, "Alertmanager")["spec"]["secrets"]
+    one(docs, "Secret", "yuqing-notify-token")
     service = one(docs, "Service", "yuqing-notify")
     assert dc.NOTIFY_URL_K8S.endswith(f":{service['spec']['ports'][0]['port']}")
     assert one(docs, "Alertmanager")["spec"]["configSecret"] == "alertmanager-yuqing"

@@ -28,7 +28,7 @@ def promtool(*args, cwd=None):
 def test_promtool_check_rules():
     result = promtool("check", "rules", str(RULES))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 11 rules found" in result.stdout
+    assert "SUCCESS: 12 rules found" in result.stdout
 
 
 def test_promtool_rule_unit_tests_pass():
@@ -53,13 +53,25 @@ def test_rules_use_known_metrics_jobs_labels_and_bilingual_annotations():
     known = {m.name + ("_total" if m.type == "counter" else "") for m in families} | set(CRAWLER_METRICS)
     known |= OTHER_HELPERS | {"up"}
     rules = [r for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"]]
+    runbooks = (REPO / "docs" / "runbooks.md").read_text(encoding="utf-8")
+    anchors = set(re.findall(r"^#+ .*?\{#([a-z0-9-]+)\}|^#+ (\w+)$", runbooks, re.M))
+    anchors = {a or b.lower() for a, b in anchors}
     for rule in rules:
         used = set(re.findall(r"\b(yuqing_\w+|up)\b(?=\s*[{\[)])", rule["expr"]))
-        assert used and used <= known, (rule["alert"], used - known)
+        if rule["alert"] == "YuqingWatchdog":
+            assert rule["expr"] == "vector(1)" and rule["labels"]["severity"] == "none"
+        else:
+            assert used and used <= known, (rule["alert"], used - known)
+            assert rule["labels"]["severity"] in ("critical", "warning")
         for job in re.findall(r'job=~?"([^"]+)"', rule["expr"]):
             assert set(job.split("|")) <= JOBS, job
-        assert rule["labels"]["severity"] in ("critical", "warning")
-        assert re.search(r"[A-Za-z]{3}", rule["annotations"]["summary"]), rule["alert"]
-        assert re.search(r"[\u4e00-\u9fff]", rule["annotations"]["summary_zh"]), rule["alert"]
+        ann = rule["annotations"]
+        assert re.search(r"[A-Za-z]{3}", ann["summary"]), rule["alert"]
+        assert re.search(r"[\u4e00-\u9fff]", ann["summary_zh"]), rule["alert"]
+        assert len(ann["description"]) > 40, rule["alert"]
+        # no annotation may share a label's name (the old `severity` annotation hid the label)
+        assert not set(ann) & set(rule["labels"]), (rule["alert"], set(ann) & set(rule["labels"]))
+        assert ann["runbook_url"] == f"docs/runbooks.md#{rule['alert'].lower()}"
+        assert rule["alert"].lower() in anchors, f"docs/runbooks.md has no section for {rule['alert']}"
         if rule["labels"]["team"] == "pr":
             assert "by (brand, category)" in rule["expr"] and rule["labels"]["level"] in ("high", "medium")

@@ -310,15 +310,16 @@ PROMETHEUS = Component(
 # --- Alertmanager -----------------------------------------------------------------------
 
 def render_alertmanager(s: Settings) -> str:
+    """alertmanager.yml for the local stack: webhooks to `yuqing notify` with the bearer token
+    from the state folder (created 0600 on first use; `yuqing notify` reads the same file)."""
+    from sinks.notify.config import ensure_token_file, local_token_path, render_alertmanager_config
+
     source = DEPLOY / "alertmanager" / "alertmanager.yml"
     notify_url = f"http://{s.metrics.host}:{s.metrics.notify_port}"
     if not source.is_file():
         raise StackError(f"missing {source}: the checkout is incomplete")
-    try:
-        from sinks.notify.config import render_alertmanager_config
-    except ImportError:
-        return source.read_text().replace("__NOTIFY_URL__", notify_url)
-    return render_alertmanager_config(notify_url)
+    token_file = ensure_token_file(local_token_path(s.state_dir.resolve()))
+    return render_alertmanager_config(notify_url, token_file)
 
 
 def _alertmanager_prepare(s: Settings) -> None:

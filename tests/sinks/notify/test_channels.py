@@ -102,3 +102,78 @@ def test_retry_queue_is_bounded_and_survives_a_restart(tmp_path):
     restored = again.take_all()
     assert [p.first_failed_at for p in restored] == [2.0, 3.0] and restored[0].notice == NOTICE
     assert len(RetryQueue(2, path)) == 0
+
+
+# --- secrets never reach a log line ---------------------------------------------------------------
+DING_TOKEN = "d1n9t0k3n5ecret0123456789abcdef"
+
+
+def test_malformed_url_is_queued_with_a_redacted_error_and_no_log_line_has_the_token(caplog, tmp_path):
+    """Issue #18: a malformed webhook URL logged its access token (and the page was lost)."""
+    from prometheus_client import CollectorRegistry
+
+    from sinks.metrics import Metrics
+    from sinks.notify.config import KafkaConfig, NotifyConfig
+    from sinks.notify.service import NotifyService
+
+    bad = ChannelConfig("ding", "dingtalk", f"https://oapi.dingtalk.invalid/robot/send?access_token={DING_TOKEN} x",
+                        "SECsign-secret-0123456789")
+    cfg = NotifyConfig(channels=(bad,), kafka=KafkaConfig(enabled=False),
+                       retry=RetryConfig(attempts=2, backoff_s=0.01, queue_file=tmp_path / "retry.jsonl"))
+    service = NotifyService(cfg, Metrics(CollectorRegistry()))
+    caplog.set_level("INFO", logger="yuqing.notify")
+    try:
+        assert service.submit(NOTICE)
+        assert service.wait_idle(10)
+        [pending] = service.queue.take_all()
+    finally:
+        service.close()
+    assert pending.channel == "ding" and "InvalidURL" in pending.last_error and "REDACTED" in pending.last_error
+    logged = "\n".join(r.getMessage() + (r.exc_text or "") for r in caplog.records)
+    stored = (tmp_path / "retry.jsonl").read_text()
+    assert "attempt 2/2 failed" in logged and "queued for retry" in logged
+    for secret in (DING_TOKEN, "SECsign-secret-0123456789"):
+        assert secret not in logged and secret not in pending.last_error and secret not in stored
+
+
+def test_redact_covers_urls_parameters_bearer_tokens_and_tracebacks():
+    import logging
+
+    from sinks.notify.escape import RedactingFilter, redact, url_secrets
+
+    feishu = "https://open.feishu.invalid/open-apis/bot/v2/hook/0f3c9a1e-5b7d-4c2a-9e8f-1234567890ab"
+    line = (f"POST {feishu} failed; retry https://oapi.dingtalk.invalid/robot/send?access_token={DING_TOKEN}&sign=abc%2B "
+            f"header Authorization: Bearer sEcReT-bearer-0123 and /send?key=wecom-key-0123456789")
+    out = redact(line, url_secrets(feishu))
+    for secret in ("0f3c9a1e-5b7d", DING_TOKEN, "abc%2B", "sEcReT-bearer-0123", "wecom-key-0123456789"):
+        assert secret not in out, secret
+    assert "https://oapi.dingtalk.invalid/REDACTED" in out and "Bearer REDACTED" in out
+    try:
+        raise ValueError(f"boom at {feishu}")
+    except ValueError:
+        import sys
+        record = logging.LogRecord("yuqing.notify", logging.ERROR, __file__, 1, "sending to %s failed", (feishu,),
+                                   sys.exc_info())
+    assert RedactingFilter(url_secrets(feishu)).filter(record)
+    rendered = logging.Formatter().format(record)
+    assert "0f3c9a1e" not in rendered and "Traceback" in rendered and "REDACTED" in rendered
+
+
+def test_each_channel_payload_uses_its_own_escaping():
+    from sinks.notify.notice import Example
+
+    hostile = Notice(path="kafka", route="critical", status="firing", alertname="YuqingRiskEvent", brand="快送",
+                     category="privacy", level="high",
+                     examples=(Example('<at user_id="all">所有人</at> <!channel> [退款](http://x.example)',
+                                       "weibo", "甲", "https://weibo.example/1", "weibo:1"),))
+    bodies = {k: build_request(ChannelConfig(k, k, "https://robot.invalid/x"), hostile, NOW).body.decode()
+              for k in ("dingtalk", "wecom", "feishu", "slack", "webhook")}
+    feishu = json.loads(bodies["feishu"])["content"]["text"]
+    assert "<at" not in feishu and "＜at user＿id" not in feishu and "＜at user_id" in feishu
+    assert "[原帖](https://weibo.example/1)" in json.loads(bodies["dingtalk"])["markdown"]["text"]
+    assert "[退款]" not in json.loads(bodies["wecom"])["markdown"]["content"]
+    slack = json.loads(bodies["slack"])
+    assert "&lt;!channel&gt;" in slack["text"] and slack["link_names"] is False and slack["unfurl_links"] is False
+    generic = json.loads(bodies["webhook"])
+    assert "<at" not in generic["text"] and "<at" not in generic["markdown"]
+    assert generic["notice"]["examples"][0]["text"].startswith("<at")  # raw data for machines, documented

@@ -1,15 +1,18 @@
 """A page travels metric -> Prometheus -> Alertmanager -> `yuqing notify` -> signed robots,
-and a Kafka alert event pages once even when the Prometheus path fires too.
+a Kafka alert event pages once even when the Prometheus path fires too, and a forged
+webhook POST is refused without blocking the real page that follows.
 
 Everything is real: Prometheus and Alertmanager processes with the project's rules and
-alertmanager.yml, a Kafka broker, the exporter from sinks.metrics, and a robot stand-in
-that rejects bad signatures.
+alertmanager.yml (webhooks with the bearer token from a 0600 file), a Kafka broker, the
+exporter from sinks.metrics, and a robot stand-in that rejects bad signatures. No wall-clock
+assertions here: how fast a page travels is measured by the benchmarks, not asserted.
 """
 from __future__ import annotations
 
 import json
-import time
+import urllib.error
 import urllib.parse
+import urllib.request
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -18,7 +21,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from sinks.metrics import Metrics, start_exporter
-from sinks.notify.config import ChannelConfig, KafkaConfig, NotifyConfig, RetryConfig, render_alertmanager_config
+from sinks.notify.config import (ChannelConfig, KafkaConfig, NotifyConfig, RetryConfig, ensure_token_file,
+                                 read_token_file, render_alertmanager_config)
 from sinks.notify.service import NotifyServer
 
 from tests.sinks.notify.conftest import DINGTALK_SECRET, FEISHU_SECRET, http_get_json, start_alertmanager, start_prometheus, wait_until
@@ -33,7 +37,9 @@ def pipeline(tmp_path, robot, kafka_bootstrap, kafka_topic):
     topic = kafka_topic(partitions=1)
     metrics = Metrics(CollectorRegistry())
     exporter = start_exporter(0, registry=metrics.registry)
+    token_file = ensure_token_file(tmp_path / "secrets" / "notify-token")
     config = NotifyConfig(
+        token=read_token_file(token_file),
         dedup_window_s=600,
         channels=(
             ChannelConfig("oncall-dingtalk", "dingtalk", robot.url("dingtalk"), DINGTALK_SECRET),
@@ -48,7 +54,7 @@ def pipeline(tmp_path, robot, kafka_bootstrap, kafka_topic):
     notify = NotifyServer(config, metrics, port=0, kafka_bootstrap=kafka_bootstrap, kafka_topic=topic).start()
     procs = []
     try:
-        am = start_alertmanager(tmp_path / "am", render_alertmanager_config(f"http://127.0.0.1:{notify.port}"))
+        am = start_alertmanager(tmp_path / "am", render_alertmanager_config(f"http://127.0.0.1:{notify.port}", token_file))
         procs.append(am)
         prom = start_prometheus(
             tmp_path / "prom",
@@ -77,13 +83,10 @@ def _count(metrics: Metrics, name: str, **labels) -> float:
 
 def test_high_risk_gauge_pages_signed_robots_through_prometheus_and_alertmanager(pipeline):
     metrics, robot, notify = pipeline["metrics"], pipeline["robot"], pipeline["notify"]
-    started = time.monotonic()
     metrics.set_risk("快送", "privacy", level="high", risk_score=0.82, influence=0.7, severity=0.9, volatility=0.6)
 
-    ding = wait_until(lambda: robot.messages("dingtalk", "快送·privacy"), 20, 0.05, "the DingTalk page")
-    feishu = wait_until(lambda: robot.messages("feishu", "快送·privacy"), 5, 0.05, "the Feishu page")
-    latency = time.monotonic() - started
-    assert latency < 15, f"gauge -> robot took {latency:.1f}s"
+    ding = wait_until(lambda: robot.messages("dingtalk", "快送·privacy"), 60, 0.05, "the DingTalk page")
+    feishu = wait_until(lambda: robot.messages("feishu", "快送·privacy"), 30, 0.05, "the Feishu page")
 
     text = ding[0]["markdown"]["text"]
     assert "【舆情预警·高风险】快送·privacy" in ding[0]["markdown"]["title"]
@@ -97,7 +100,7 @@ def test_high_risk_gauge_pages_signed_robots_through_prometheus_and_alertmanager
     assert _count(metrics, "yuqing_notify_delivery_failures_total", channel="feishu-wrong-secret") == 2
     assert _count(metrics, "yuqing_notify_sent_total", channel="oncall-dingtalk") == 1
 
-    time.sleep(2)  # Alertmanager's group_interval is 30 s: nothing more may arrive
+    notify.service.wait_idle(5)
     assert len(robot.messages("dingtalk", "快送·privacy")) == 1
     assert len(robot.messages("feishu", "快送·privacy")) == 1
 
@@ -122,19 +125,16 @@ def test_kafka_alert_event_pages_once_when_prometheus_fires_too(pipeline):
     }
     producer = KafkaProducer(bootstrap_servers=pipeline["bootstrap"], request_timeout_ms=10000, max_block_ms=10000)
     try:
-        started = time.monotonic()
         producer.send(pipeline["topic"], json.dumps(event, ensure_ascii=False).encode()).get(timeout=10)
     finally:
         producer.close(timeout=5)
 
-    ding = wait_until(lambda: robot.messages("dingtalk", "快送·outage"), 10, 0.02, "the Kafka-path page")
-    wait_until(lambda: robot.messages("feishu", "快送·outage"), 5, 0.02, "the Kafka-path Feishu page")
-    latency = time.monotonic() - started
-    assert latency < 5, f"Kafka event -> robot took {latency:.1f}s"
+    ding = wait_until(lambda: robot.messages("dingtalk", "快送·outage"), 60, 0.02, "the Kafka-path page")
+    wait_until(lambda: robot.messages("feishu", "快送·outage"), 30, 0.02, "the Kafka-path Feishu page")
     text = ding[0]["markdown"]["text"]
     assert "距声明截止还有 1小时42分" in text
     assert "服务故障预案（负责人：值班经理）" in text and "1) 确认故障范围" in text
-    assert "[原帖](https://example.invalid/p/1)" in text and "微博 @测试用户" in text
+    assert "[原帖](https://example.invalid/p/1)" in text and "【微博·测试用户】" in text
     assert "实时评分作业（Kafka）" in text
 
     # Now the Prometheus path fires for the same brand/category/level: it must be absorbed.
@@ -145,3 +145,41 @@ def test_kafka_alert_event_pages_once_when_prometheus_fires_too(pipeline):
     assert _count(metrics, "yuqing_notify_received_total", path="alertmanager") >= 1
     assert len(robot.messages("dingtalk", "快送·outage")) == 1
     assert len(robot.messages("feishu", "快送·outage")) == 1
+
+
+def _forge(notify, route: str, body: dict, token: str | None) -> tuple[int, dict]:
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(f"http://127.0.0.1:{notify.port}/alertmanager/{route}", method="POST",
+                                 data=json.dumps(body, ensure_ascii=False).encode(), headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+def test_forged_page_is_refused_and_the_real_page_still_arrives(pipeline):
+    """Issue #18: a forged firing POST used to be sent and then dedup the real page for 15 min."""
+    metrics, robot, notify = pipeline["metrics"], pipeline["robot"], pipeline["notify"]
+    forged = {"version": "4", "status": "firing", "alerts": [{
+        "status": "firing", "startsAt": "2026-11-25T02:00:00Z",
+        "labels": {"alertname": "YuqingHighRisk", "severity": "critical", "team": "pr", "level": "high",
+                   "brand": "快送", "category": "security"},
+        "annotations": {"summary_zh": "伪造：请立即转账到 <at user_id=\"all\">所有人</at>"}}]}
+    for token in (None, "", "not-the-token-but-long-enough", notify.service.config.token + "x"):
+        status, answer = _forge(notify, "critical", forged, token)
+        assert status == 401, (token, status, answer)
+    assert _count(metrics, "yuqing_notify_received_total", path="alertmanager-unauthorized") == 4
+    assert _count(metrics, "yuqing_notify_received_total", path="alertmanager") == 0
+    assert len(notify.service.dedup) == 0 and not robot.messages("dingtalk", "快送·security")
+
+    # The real page for the same brand/category/level comes through Prometheus and Alertmanager,
+    # which present the token from the file: it is delivered, not deduplicated.
+    metrics.set_risk("快送", "security", level="high", risk_score=0.9, influence=0.8, severity=0.9, volatility=0.5)
+    ding = wait_until(lambda: robot.messages("dingtalk", "快送·security"), 60, 0.05, "the real page")
+    notify.service.wait_idle(5)
+    assert _count(metrics, "yuqing_notify_deduplicated_total", path="alertmanager") == 0
+    assert "伪造" not in json.dumps(ding, ensure_ascii=False)
+    assert "**风险分**：0.90" in ding[0]["markdown"]["text"]

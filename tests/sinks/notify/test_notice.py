@@ -51,7 +51,7 @@ def test_kafka_event_renders_everything_on_call_needs():
     text = render(n, NOW, markdown=False)  # NOW is 10:00 Beijing; deadline 11:42
     for part in ("【舆情预警·高风险】快送·privacy", "风险分：0.82（影响力 0.70｜严重度 0.90｜波动性 0.60）",
                  "相关帖子：40 条（11-25 09:30–10:00），负面占比 75%", "首次发现：11-25 09:40",
-                 "[微博 @甲] " + "长" * 80 + "… https://example.invalid/1", "处置预案：隐私事件预案（负责人：法务）",
+                 "【微博·甲】" + "长" * 80 + "… 原帖 https://example.invalid/1", "处置预案：隐私事件预案（负责人：法务）",
                  "1) 核实", "距声明截止还有 1小时42分（11-25 11:42）"):
         assert part in text, part
 
@@ -104,10 +104,44 @@ def test_config_env_overrides_and_errors():
 
 
 def test_render_alertmanager_config_substitutes_every_placeholder():
-    text = render_alertmanager_config("http://127.0.0.1:19104/")
-    assert "__NOTIFY_URL__" not in text and "url: http://127.0.0.1:19104/alertmanager/critical" in text
+    text = render_alertmanager_config("http://127.0.0.1:19104/", "/srv/state/secrets/notify-token")
+    assert "__NOTIFY_" not in text and "url: http://127.0.0.1:19104/alertmanager/critical" in text
+    assert "credentials_file: /srv/state/secrets/notify-token" in text
     with pytest.raises(NotifyConfigError):
-        render_alertmanager_config("127.0.0.1:19104")
+        render_alertmanager_config("127.0.0.1:19104", "/t")
+    for bad in ("relative/token", "/with space", "/q'uote"):
+        with pytest.raises(NotifyConfigError, match="token file"):
+            render_alertmanager_config("http://127.0.0.1:19104", bad)
+
+
+def test_token_sources_in_order_and_their_checks(tmp_path):
+    from sinks.notify.config import ensure_token_file, local_token_path, resolve_token
+
+    state = tmp_path / "state"
+    cfg = parse_notify_config({}, env={})
+    assert resolve_token(cfg, env={}, state_dir=state) is None  # nothing configured, nothing created
+    made = ensure_token_file(local_token_path(state))
+    assert made.stat().st_mode & 0o777 == 0o600 and made.parent.stat().st_mode & 0o777 == 0o700
+    local = made.read_text().strip()
+    assert ensure_token_file(made).read_text().strip() == local  # never rotated behind anyone's back
+    assert resolve_token(cfg, env={}, state_dir=state) == local
+    other = tmp_path / "other-token"
+    other.write_text("  file-token-0123456789abcdef\n")
+    other.chmod(0o600)
+    from_yaml = parse_notify_config({"auth": {"token_file": str(other)}}, env={})
+    assert resolve_token(from_yaml, env={}, state_dir=state) == "file-token-0123456789abcdef"
+    assert resolve_token(from_yaml, env={"YUQING_NOTIFY_TOKEN_FILE": str(made)}, state_dir=state) == local
+    assert resolve_token(from_yaml, env={"YUQING_NOTIFY_TOKEN": "env-token-0123456789"}) == "env-token-0123456789"
+    for env, message in [({"YUQING_NOTIFY_TOKEN": "short"}, "at least 16"),
+                         ({"YUQING_NOTIFY_TOKEN": "has a space in it 0123"}, "without spaces"),
+                         ({"YUQING_NOTIFY_TOKEN_FILE": str(tmp_path / "nope")}, "cannot read")]:
+        with pytest.raises(NotifyConfigError, match=message):
+            resolve_token(cfg, env=env)
+    other.chmod(0o640)
+    with pytest.raises(NotifyConfigError, match="readable by others"):
+        resolve_token(from_yaml, env={})
+    with pytest.raises(NotifyConfigError, match="auth: unknown key"):
+        parse_notify_config({"auth": {"token": "inline-secrets-are-not-taken"}}, env={})
 
 
 def test_raised_event_page_carries_the_forecast_and_the_first_statement_draft():
@@ -122,3 +156,93 @@ def test_raised_event_page_carries_the_forecast_and_the_first_statement_draft():
     assert draft and draft in text and "声明草稿（0–2小时）" in text
     lowered = notice_from_alert_event(event(event="lowered", level="low", previous_level="medium", forecast=None))
     assert lowered.draft is None and "声明草稿" not in render(lowered, NOW, markdown=False)
+
+
+# --- outside text is harmless in every robot's format ------------------------------------------
+HOSTILE = ('<at user_id="all">所有人</at> <!channel> <!here> <@U024BE7LH> <https://evil.example/x|点我> '
+           '[官方退款通道](http://refund.evil.example/pay) ![img](http://evil.example/t.png) '
+           '**加急** 访问 www.evil.example 或 javascript:alert(1) &lt;b&gt; @所有人')
+
+
+def hostile_event(**over):
+    return event(examples=[
+        {"id": "weibo:9", "text": HOSTILE, "platform": "weibo", "author": {"name": "[客服](http://x.example) <!channel>"},
+         "url": "https://weibo.example/9?a=(1)&b=<x>"},
+        {"id": "report:abc", "text": "用户报告：速看 http://phish.example", "platform": "weibo",
+         "author": {"name": "官方媒体", "followers": 10**9, "verified": True}, "url": "https://phish.example/r",
+         "claimed": {"author": {"name": "人民日报"}, "url": "https://claimed.example"}},
+        {"id": "rss:3", "text": "正常帖子", "platform": "news", "url": "javascript:alert(1)"},
+    ], **over)
+
+
+def _links(text: str) -> list[str]:
+    import re
+    return re.findall(r"https?://[^\s)\]>|]+", text)
+
+
+@pytest.mark.parametrize("kind", ["dingtalk", "wecom", "feishu", "slack", "webhook"])
+def test_hostile_post_text_cannot_mention_link_or_format_in_any_channel(kind, monkeypatch):
+    from sinks.notify.escape import DIALECTS
+
+    monkeypatch.setattr("sinks.notify.render.EXAMPLE_CHARS", 1000)  # show the whole hostile text
+
+    text = render(notice_from_alert_event(hostile_event()), NOW, dialect=DIALECTS[kind])
+    live = ['<at user_id="all">', "<!channel>", "<!here>", "<@U024BE7LH>", "@所有人", "<https://evil",
+            "http://refund", "http://evil", "www.evil.example", "javascript:", "人民日报", "claimed.example",
+            "官方媒体", "phish.example/r"]
+    if DIALECTS[kind].markdown:  # markdown syntax only matters where markdown is rendered
+        live += ["![", "**加急**", "[官方退款通道]", "(hxxp"]
+        assert text.count("](") == 1  # our own [原帖](…) link
+    if kind == "slack":
+        live += ["*加急*", "|点我"]
+    for marker in live:
+        assert marker not in text, (kind, marker)
+    # the one link left is the crawled post's own URL, percent-encoded so it cannot break out
+    assert _links(text) == ["https://weibo.example/9?a=%281%29&b=%3Cx%3E"], (kind, _links(text))
+    assert "用户报告（未核实）" in text and "正常帖子" in text
+    assert ("官方退款通道" in text) and ("所有人" in text)  # the words stay readable
+
+
+def test_slack_escaping_follows_slacks_own_rules():
+    from sinks.notify.escape import SLACK, escape_slack
+
+    assert escape_slack("a & b <!channel> <@U1|x> *bold*") == "a &amp; b &lt;!channel&gt; &lt;＠U1｜x&gt; ＊bold＊"
+    text = render(notice_from_alert_event(hostile_event()), NOW, dialect=SLACK)
+    assert "<https://weibo.example/9?a=%281%29&b=%3Cx%3E|原帖>" in text and text.count("<") == 1
+
+
+@pytest.mark.parametrize("url, ok", [("https://a.example/p?q=1", True), ("http://a.example", True),
+                                     ("javascript:alert(1)", False), ("data:text/html,x", False),
+                                     ("https://user:pw@a.example/", False), ("https://a.example/ x", False),
+                                     ("https://a.example:99999/", False), ("//a.example/x", False),
+                                     ("https:///nohost", False), (None, False), (12, False)])
+def test_safe_link_takes_only_well_formed_http_urls(url, ok):
+    from sinks.notify.escape import safe_link
+
+    assert (safe_link(url, from_crawler=True) is not None) is ok
+    assert safe_link(url, from_crawler=False) is None
+
+
+def test_report_examples_never_show_claimed_fields_and_are_marked_unverified():
+    n = notice_from_alert_event(hostile_event())
+    report = n.examples[1]
+    assert report.id == "report:abc" and report.author == "官方媒体"  # the job's own field, not `claimed`
+    text = render(n, NOW, markdown=True)
+    line = next(l for l in text.split("\n\n") if "用户报告" in l)
+    assert "官方媒体" not in line and "phish.example/r" not in line and "原帖" not in line
+    assert "hxxp://phish.example" in line  # the report's own text, defanged
+    assert notice_from_alert_event(event(examples=[{"id": "x:1", "text": "t", "source": "report",
+                                                    "url": "https://r.example"}])).examples[0].source == "report"
+
+
+def test_alertmanager_notice_reads_severity_score_description_and_runbook():
+    alert = am_alert()
+    alert["annotations"] |= {"severity_score": "0.900", "description": "What it means", "runbook_url": "docs/runbooks.md#x"}
+    [n] = notices_from_alertmanager({"alerts": [alert]}, "critical")
+    assert n.severity == 0.9 and n.description == "What it means"
+    [ops] = notices_from_alertmanager({"alerts": [{"status": "firing", "labels": {
+        "alertname": "YuqingComponentDown", "job": "yuqing-notify", "severity": "warning", "team": "ops"},
+        "annotations": {"description": "notify <!channel> down", "runbook_url": "docs/runbooks.md#yuqingcomponentdown"}}]},
+        "ops")
+    text = render(ops, NOW, markdown=False)
+    assert "说明：notify ＜!channel＞ down" in text and "处置手册：docs/runbooks.md#yuqingcomponentdown" in text
