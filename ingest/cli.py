@@ -46,6 +46,9 @@ def register(subparsers: Any) -> None:
     report.add_argument("--port", type=int, help="public port (default: report.port)")
     report.add_argument("--metrics-port", type=int,
                         help="serve /metrics on metrics.host at this port (default: metrics.report_server_port; 0 = off)")
+    report.add_argument("--tokens-file", type=Path, metavar="FILE",
+                        help="YAML list of {name, token, channel options} (default: report.tokens_file); "
+                             "adds to YUQING_REPORT_TOKENS")
     _kafka_options(report)
     report.set_defaults(func=run_report_server)
 
@@ -188,7 +191,7 @@ def run_report_server(args: argparse.Namespace) -> int:
 
     settings = _settings()
     try:
-        tokens = load_registry(settings.report.tokens_file)
+        tokens = load_registry(str(args.tokens_file or settings.report.tokens_file or ""))
     except TokenError as exc:
         raise CommandError(str(exc)) from None
     host = args.host or settings.report.host

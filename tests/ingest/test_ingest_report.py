@@ -415,3 +415,45 @@ def test_forty_reports_cannot_raise_an_alert(report_stack, topic_reader):
                   for p in filed]
     assert max_level(baseline + as_claimed, watchlist) == "high"  # the attack works when claims are believed
     assert max_level(baseline + filed, watchlist) != "high"
+
+
+# ---------------------------------------------------------------- the command
+
+def test_command_refuses_to_start_without_tokens(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("YUQING_REPORT_TOKENS", "YUQING_REPORT_TOKENS_FILE")}
+    done = subprocess.run([sys.executable, "-m", "yuqing", "report-server", "--port", "0"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "no report tokens" in done.stderr and done.stdout == ""
+    path = tmp_path / "tokens.yaml"
+    path.write_text(f"- name: oa\n  token: {OA_TOKEN}\n  burst: 0\n", encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "yuqing", "report-server", "--tokens-file", str(path)], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "burst must be a positive integer" in done.stderr and OA_TOKEN not in done.stderr
+
+
+def test_command_serves_with_env_tokens(kafka_bootstrap, kafka_topic, topic_reader):
+    import os
+    import re
+    import subprocess
+    import sys
+
+    topic, dlq = kafka_topic(partitions=1), kafka_topic(partitions=1)
+    env = {**os.environ, "YUQING_REPORT_TOKENS": f"app:{APP_TOKEN}"}
+    process = subprocess.Popen([sys.executable, "-m", "yuqing", "report-server", "--port", "0", "--metrics-port", "0",
+                                "--bootstrap", kafka_bootstrap, "--topic", topic, "--dlq-topic", dlq],
+                               env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        line = process.stderr.readline()
+        port = int(re.search(r"http://127\.0\.0\.1:(\d+)/reports", line).group(1))
+        assert "1 token(s): app" in line and APP_TOKEN not in line
+        status, body, _ = request(f"http://127.0.0.1:{port}", body='{"text": "快送 客服电话打不通"}', token=APP_TOKEN)
+        assert status == 202 and body["id"].startswith("report:app:")
+        assert len(topic_reader(topic, expect=1)) == 1
+    finally:
+        process.terminate()
+        rest = process.communicate(timeout=30)[1]
+    assert process.returncode == 0 and APP_TOKEN not in rest
