@@ -100,7 +100,7 @@ def score_window(stats: WindowStats, state: KeyState, watchlist: Watchlist | Non
         alert, change = next_level(state.alert, score, stats.window_end_ms, slide_s * 1000, cfg.score, cfg.alerts)
     history, history_end = extend_history(state, stats, slide_s * 1000)
     baseline = update_baseline(state.baseline, stats, stats.window_end_ms, slide_s, cfg.volatility, cfg.normal,
-                               elevated=alert.level != "low", influence_cfg=cfg.influence)
+                               elevated=alert.level != "low", influence_cfg=cfg.influence, warmup=learn_only)
     new_state = KeyState(baseline, alert, history, history_end)
     assessment = Assessment(
         brand=stats.brand, category=stats.category,
@@ -154,7 +154,12 @@ class Engine:
     """Feed posts in any order; collects Assessments and AlertEvents as windows close."""
 
     def __init__(self, watchlist: Watchlist, sentiment: SentimentFn, config: RiskConfig | None = None,
-                 matcher: Matcher | None = None, playbooks: dict[str, Playbook] | None = None):
+                 matcher: Matcher | None = None, playbooks: dict[str, Playbook] | None = None,
+                 baselines: dict[tuple[str, str], Baseline] | None = None, warmup_until_ms: int | None = None):
+        """`baselines` seed keys at first sight (scoring/warmstart.py); windows ending at or
+        before `warmup_until_ms` only teach the keys' baselines (no assessment, no alert)."""
+        self.seeds = dict(baselines or {})
+        self.warmup_until_ms = warmup_until_ms
         self.watchlist = watchlist
         self.cfg = config or RiskConfig()
         self.sentiment = sentiment
@@ -228,6 +233,12 @@ class Engine:
         self.feed(posts)
         return self.flush()
 
+    def baselines(self) -> dict[tuple[str, str], Baseline]:
+        """Every key's baseline as it stands (a warm-up's result, for a baseline file)."""
+        out = dict(self.seeds)
+        out.update({key: state.baseline for key, state in self.states.items()})
+        return out
+
     # -- windows
     def _advance(self, watermark: int) -> None:
         old = self.watermark
@@ -286,14 +297,17 @@ class Engine:
                 acc.merge(pane.acc)
                 candidates.extend(pane.examples)
         self._fired[key] = end
-        state = self.states.get(key) or KeyState()
+        state = self.states.get(key) or KeyState(baseline=self.seeds.get(key, Baseline()))
         if not acc.posts and state.alert.level == "low":
             return  # Flink emits no empty window; only an elevated key's timer scores one
         newest = panes.get(end - self.slide_ms)
         stats = acc.stats(key[0], key[1], start, end, last_slide_posts=newest.acc.posts if newest else 0)
         examples = [e for _, e in sorted(candidates, key=lambda c: c[0], reverse=True)]
+        learn_only = self.warmup_until_ms is not None and end <= self.warmup_until_ms
         assessment, event, self.states[key] = score_window(
-            stats, state, self.watchlist, self.cfg, self.playbooks, examples)
+            stats, state, self.watchlist, self.cfg, self.playbooks, examples, learn_only=learn_only)
+        if learn_only:
+            return
         self.result.assessments.append(assessment)
         if event is not None:
             self.result.alerts.append(event)

@@ -426,10 +426,12 @@ def volatility(stats: WindowStats, baseline: Baseline, slide_s: int = 60,
 def update_baseline(baseline: Baseline, stats: WindowStats, window_end_ms: int | None = None,
                     slide_s: int = 60, cfg: VolatilityConfig = VolatilityConfig(),
                     normal: "NormalConfig | None" = None, elevated: bool = False,
-                    influence_cfg: InfluenceConfig = InfluenceConfig()) -> Baseline:
+                    influence_cfg: InfluenceConfig = InfluenceConfig(), warmup: bool = False) -> Baseline:
     """Fold this window into the key's history (call after scoring it). The normal learns
     from every window of a young key, but a settled key (`normal.settle_windows`) does not
-    learn from `elevated` windows: an incident is not the brand's normal."""
+    learn from `elevated` windows: an incident is not the brand's normal. In a `warmup`
+    (no alerts at stake) a young normal is the plain mean of its windows so far, so an hour
+    of warm-up teaches it fully, where live learning ramps up from nothing."""
     end = stats.window_end_ms if window_end_ms is None else window_end_ms
     a = cfg.ewma_alpha
     gap = _gap_windows(baseline, end, slide_s * 1000)
@@ -453,7 +455,7 @@ def update_baseline(baseline: Baseline, stats: WindowStats, window_end_ms: int |
                 "norm_core": core_posts(stats, influence_cfg) / minutes, "norm_legal": stats.legal_hits / minutes,
                 "norm_engagement": stats.engagement_sum / minutes, "norm_platforms": float(stats.distinct_platforms),
                 "norm_reach_log": math.log1p(stats.max_reach)}
-        na = ncfg.alpha
+        na = max(ncfg.alpha, 1.0 / (n.norm_windows + 1)) if warmup else ncfg.alpha
         norm = {name: norm[name] + na * (seen[name] - norm[name]) for name in _NORM_FIELDS}
         norm_windows += 1
     return Baseline(
