@@ -79,6 +79,19 @@ def demo_notify_config(path: Path, inbox_port: int, run_tag: str) -> Path:
     return path
 
 
+def write_report_token(path: Path) -> Path:
+    """A fresh bearer token for this run's report endpoint, readable by this user only."""
+    import os
+    import secrets
+
+    token = secrets.token_urlsafe(24)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write("# written by `yuqing run`: the report endpoint's token for this run\n"
+                  f"- name: demo\n  token: \"{token}\"\n")
+    return path
+
+
 # ------------------------------------------------------------------ the sample
 
 def write_sample(path: Path, hours: float, seed: int, run_tag: str) -> tuple[int, datetime, datetime]:
@@ -213,7 +226,8 @@ def render(state: LiveState, settings: Settings, info: dict[str, Any]):
             + (f"  |  first HIGH after {state.first_high_at:.0f} s" if state.first_high_at else ""))
         footer = Text(
             f"Prometheus {settings.prometheus.url}/alerts   Alertmanager {settings.alertmanager.url}   "
-            f"report endpoint http://{settings.metrics.host}:{settings.metrics.report_server_port}/reports\n"
+            f"report endpoint http://{settings.report.host}:{settings.report.port}/reports "
+            f"(bearer token in {info['run_dir'] / 'report-tokens.yaml'})\n"
             "SQL: yuqing query \"SELECT brand, category, max(risk_score) FROM risk_assessments FINAL "
             "GROUP BY brand, category ORDER BY 3 DESC\"   logs: " + str(info["run_dir"] / "logs") + "   Ctrl-C stops")
     return Group(Panel(header), table, alerts, Panel(footer))
@@ -269,10 +283,14 @@ def run(args) -> int:
     try:
         pipeline.start("sink", "sink", "clickhouse")
         pipeline.start("notify", "notify", "--config", str(demo_notify_config(run_dir / "notify.yaml", inbox.port, run_tag)))
-        pipeline.start("report-server", "report-server")
+        tokens_file = write_report_token(run_dir / "report-tokens.yaml")
+        pipeline.start("report-server", "report-server", "--tokens-file", str(tokens_file))
         pipeline.start("job", "job", "run", "--watchlist", str(WATCHLIST), "--checkpoint-interval", "30", "--from-now",
                        "--group-id", f"yuqing-run-{run_tag}")
         wait_http(f"http://{settings.metrics.host}:{settings.metrics.notify_port}/healthz", 30)
+        say(f"report endpoint: TOKEN=$(awk -F'\"' '/token:/ {{print $2}}' {tokens_file}); "
+            f"curl -H \"Authorization: Bearer $TOKEN\" "
+            f"-d 'text=快送APP 泄露了我的手机号' http://{settings.report.host}:{settings.report.port}/reports")
         viewer = threading.Thread(target=consume, args=(settings, state, stop, started), daemon=True)
         viewer.start()
         say("waiting for the scoring job to start (≈15 s) before replaying the sample")
