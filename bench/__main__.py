@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bench.harness import say
 
-PHASES = ("throughput", "latency", "resources", "floor", "sentiment")
+PHASES = ("throughput", "latency", "live", "resources", "floor", "sentiment", "crawl")
 DEFAULT_JSON = Path(__file__).resolve().parent / "results.json"
 
 
@@ -29,12 +29,16 @@ def parse_args(argv=None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--posts", type=int, default=1_000_000, help="posts for the throughput run (default 1,000,000)")
     parser.add_argument("--only", default=None, metavar="PHASE[,PHASE]",
-                        help="run only these: throughput, latency, resources (= throughput + latency, "
+                        help="run only these: throughput, latency (window close -> page), live (a live "
+                             "crisis: tipping post -> page), resources (= throughput + latency + live, "
                              "which are sampled), floor (the framework alone: bench/floor.py), "
-                             "sentiment (sentiment model and matcher speed; no stack)")
+                             "sentiment (sentiment model and matcher speed; no stack), "
+                             "crawl (crawl parsers, items/s per core, new beside the old; no stack)")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"results file (default {DEFAULT_JSON})")
     parser.add_argument("--trials", type=int, default=25, help="latency trials after one warm-up (default 25)")
     parser.add_argument("--burst", type=int, default=200, help="crisis posts per latency trial (default 200)")
+    parser.add_argument("--feed-s", type=float, default=20.0,
+                        help="seconds over which each live trial's crisis posts are sent (default 20)")
     parser.add_argument("--parallelism", type=int, default=1,
                         help="the throughput job's parallelism (default 1; latency always runs 1)")
     parser.add_argument("--python-worker", choices=("loopback", "process"), default="loopback",
@@ -56,8 +60,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error("--trials must be between 1 and 400")
     if args.burst < 50:
         parser.error("--burst must be at least 50 (a smaller burst may not reach high)")
+    if not 2.0 <= args.feed_s <= 300.0:
+        parser.error("--feed-s must be between 2 and 300")
     if "resources" in phases:
-        phases |= {"throughput", "latency"}
+        phases |= {"throughput", "latency", "live"}
     args.phases = phases
     return args
 
@@ -146,22 +152,27 @@ def main(argv=None) -> int:
 
     results: dict = {"started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "argv": sys.argv[1:],
                      "machine": machine_info()}
+    if "crawl" in args.phases:
+        from bench import crawl
+        results.update(crawl.run())
     if "sentiment" in args.phases:
         results.update(sentiment_and_matcher())
-    if args.phases & {"throughput", "latency", "floor"}:
+    if args.phases & {"throughput", "latency", "live", "floor"}:
         results.update(run_stack_phases(args))
     results["targets"] = report.target_rows(results)
     results["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     print(report.render(results))
+    if "crawl" in args.phases:
+        print("\n" + crawl.render(results))
     say(f"results written to {args.json}")
     missed = [r for r in results["targets"] if r["pass"] is False]
     return 1 if args.strict and missed else 0
 
 
 def run_stack_phases(args) -> dict:
-    from bench import latency, throughput
+    from bench import latency, live, throughput
     from bench.harness import Workbench
     from bench.resources import RssSampler
     from yuqing.config import load_settings
@@ -188,8 +199,10 @@ def run_stack_phases(args) -> dict:
                                       python_worker=args.python_worker))
         if "latency" in args.phases:
             out.update(latency.run(wb, trials=args.trials, burst=args.burst))
+        if "live" in args.phases:
+            out.update(live.run(wb, trials=max(args.trials, 20), burst=args.burst, feed_s=args.feed_s))
         sampler.stop()
-        if "throughput" in args.phases or "latency" in args.phases:
+        if args.phases & {"throughput", "latency", "live"}:
             out.update(resources(sampler, wb))
         if "floor" in args.phases:  # last: the pipeline's memory figures are without it
             from bench import floor

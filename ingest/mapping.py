@@ -108,8 +108,11 @@ def qualify_id(raw: Any, prefix: str) -> str | None:
 
 
 def assemble_post(values: Mapping[str, Any], defaults: PostDefaults,
-                  now: datetime | None = None) -> dict[str, Any]:
-    """Flat {Post path: raw value} -> contract-shaped dict (unvalidated: values may be bad)."""
+                  now: datetime | None = None, published: datetime | None = None) -> dict[str, Any]:
+    """Flat {Post path: raw value} -> contract-shaped dict (unvalidated: values may be bad).
+
+    `published` is the item's time when the caller has already read it (saves a second parse).
+    """
     now = now or datetime.now(timezone.utc)
     prefix = defaults.id_prefix or defaults.platform
     post: dict[str, Any] = {
@@ -129,7 +132,7 @@ def assemble_post(values: Mapping[str, Any], defaults: PostDefaults,
     if title:
         post["title"] = title
     raw_time = values.get("published_at")
-    parsed = parse_datetime(raw_time, defaults.default_tz, now)
+    parsed = published or parse_datetime(raw_time, defaults.default_tz, now)
     post["published_at"] = rfc3339(parsed) if parsed else raw_time
     for name in ("url", "lang"):
         if values.get(name) not in (None, ""):

@@ -168,7 +168,7 @@ def build_item(values: Mapping[str, Any], defaults: PostDefaults, fetched_at: da
     if ahead is not None:
         return Item(None, raw, ahead)
     try:
-        return Item(assemble_post(values, defaults, fetched_at), raw)
+        return Item(assemble_post(values, defaults, fetched_at, moment), raw)
     except Exception as exc:  # noqa: BLE001 - one odd item must not stop its page
         return Item(None, raw, f"item could not be mapped: {type(exc).__name__}: {exc}")
 
