@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import re
 import shutil
 import subprocess
@@ -30,7 +31,7 @@ def pom_property(name: str) -> str:
 
 @pytest.fixture(scope="module")
 def compose() -> dict:
-    return dc.interpolate_tree(dc.load_yaml(COMPOSE / "docker-compose.yml"), {})
+    return dc.interpolate_tree(dc.load_yaml(COMPOSE / "docker-compose.yml"), dc.COMPOSE_EXAMPLE_ENV)
 
 
 def test_compose_file_has_no_broken_reference():
@@ -50,6 +51,15 @@ def test_compose_file_has_no_broken_reference():
     (lambda c: c["services"]["kafka"].update(depends_on={"crawler": {"condition": "service_started"}}), "depends_on cycle"),
     (lambda c: c["services"]["db-migrate"].update(restart="always"), "but db-migrate restarts forever"),
     (lambda c: c["volumes"].update(unused=None), "volume unused is declared but no service mounts it"),
+    (lambda c: c["services"]["kafka"].update(ports=["19092:19092"]), "publishes 0.0.0.0:19092/tcp: internal services bind 127.0.0.1"),
+    (lambda c: c["services"]["clickhouse"].update(ports=[{"published": 19000, "target": 9000}]), "publishes 0.0.0.0:19000/tcp"),
+    (lambda c: c["services"]["prometheus"]["command"].append("--web.enable-lifecycle"), "--web.enable-lifecycle"),
+    (lambda c: c["services"]["jobmanager"]["environment"].update(
+        FLINK_PROPERTIES=c["services"]["jobmanager"]["environment"]["FLINK_PROPERTIES"].replace(
+            "web.submit.enable: false", "web.submit.enable: true")), "web.submit.enable must be false"),
+    (lambda c: c["services"]["taskmanager"]["environment"].update(
+        FLINK_PROPERTIES=c["services"]["taskmanager"]["environment"]["FLINK_PROPERTIES"].replace(
+            "web.cancel.enable: false", "")), "web.cancel.enable must be false"),
 ])
 def test_compose_check_catches_each_kind_of_mistake(compose, mutate, expected):
     broken = copy.deepcopy(compose)
@@ -74,6 +84,23 @@ def test_interpolation_follows_compose_rules():
 ])
 def test_image_pins(ref, ok):
     assert (dc.image_problem(ref) is None) is ok
+
+
+def test_secrets_have_no_default_and_only_the_report_endpoint_follows_the_public_bind():
+    raw = dc.load_yaml(COMPOSE / "docker-compose.yml")
+    for name in [n for n in dc.COMPOSE_EXAMPLE_ENV if n != "YUQING_NOTIFY_TOKEN"]:  # that one is a compose secret
+        env = {k: v for k, v in dc.COMPOSE_EXAMPLE_ENV.items() if k != name}
+        with pytest.raises(dc.DeployCheckError, match=name):
+            dc.interpolate_tree(raw, env)
+    public = dc.interpolate_tree(raw, {**dc.COMPOSE_EXAMPLE_ENV, "YUQING_PUBLIC_BIND": "0.0.0.0"})
+    exposed = {name: ports for name, svc in public["services"].items()
+               if (ports := [p for p in dc._published_ports(svc.get("ports")) if not p.startswith("127.0.0.1:")])}
+    assert exposed == {"report-server": ["0.0.0.0:18088/tcp"]}
+    assert dc.compose_problems(public, COMPOSE) == []
+    # the report endpoint's tokens reach it, and only it
+    holders = [n for n, svc in public["services"].items() if "YUQING_REPORT_TOKENS" in (svc.get("environment") or {})]
+    assert holders == ["report-server"]
+    assert "--web.enable-lifecycle" not in public["services"]["prometheus"]["command"]
 
 
 def test_the_issue_services_are_all_there_with_working_commands(compose):
@@ -113,7 +140,8 @@ def test_ports_inside_containers_match_the_settings(compose):
     assert f":{s.metrics.crawler_port}/" in health["crawler"]
     assert f":{s.metrics.sink_port}/" in health["sink-clickhouse"]
     assert f":{s.metrics.notify_port}/" in health["notify"]
-    assert f":{s.metrics.report_server_port}/" in health["report-server"]
+    assert f":{s.report.port}/healthz" in health["report-server"]  # the public port's liveness
+    assert f":{s.report.port}:{s.report.port}" in " ".join(compose["services"]["report-server"]["ports"])
     prom = yaml.safe_load((COMPOSE / "prometheus.yml").read_text())
     targets = {sc["job_name"]: sc for sc in prom["scrape_configs"]}
     assert targets["yuqing-crawler"]["static_configs"][0]["targets"] == [f"crawler:{s.metrics.crawler_port}"]
@@ -199,6 +227,11 @@ def test_docker_compose_config_accepts_the_file():
     if cli is None:
         pytest.skip("no Docker Compose client: `docker compose` (plugin) and `docker-compose` are both missing; "
                     "the offline checks above still ran")
+    env = {k: v for k, v in os.environ.items() if k not in dc.COMPOSE_EXAMPLE_ENV}
     result = subprocess.run(cli + ["-f", "docker-compose.yml", "config", "--quiet"], cwd=COMPOSE,
-                            capture_output=True, text=True, timeout=60)
+                            capture_output=True, text=True, timeout=60, env={**env, **dc.COMPOSE_EXAMPLE_ENV})
     assert result.returncode == 0, result.stderr
+    # without the secrets the real client refuses the file too
+    result = subprocess.run(cli + ["-f", "docker-compose.yml", "config", "--quiet"], cwd=COMPOSE,
+                            capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode != 0 and "YUQING_CLICKHOUSE_PASSWORD" in result.stderr, result.stderr
