@@ -87,7 +87,8 @@ def test_the_steady_day_is_loud_and_grim_and_the_old_model_calls_it_high(watchli
     old = run(watchlist, matcher, steady_day, OLD)
     privacy = [a for a in old.assessments if a.category == "privacy"]
     settled = [a for a in privacy if T0 + HOUR <= a.window_end_ms <= T0 + 6 * HOUR]
-    assert min(a.posts for a in settled) >= 90 and min(a.negative_ratio for a in settled) > 0.85
+    assert sum(a.posts for a in settled) / len(settled) >= 100 and min(a.posts for a in settled) >= 70
+    assert sum(a.negative_ratio for a in settled) / len(settled) > 0.9
     assert {a.level for a in settled} & {"high"} and len(pages(old)) >= 2  # what issue #20 reported
 
 
