@@ -236,5 +236,10 @@ def expand_headers(headers: dict[str, str], where: str,
             raise ValueError(f"{where}: headers.{name}: {exc}") from None
         if any(c in expanded for c in "\r\n\0") or any(c in name for c in "\r\n\0: "):
             raise ValueError(f"{where}: headers.{name}: a header name or value may not hold line breaks")
+        try:
+            expanded.encode("latin-1")
+        except UnicodeEncodeError:
+            raise ValueError(f"{where}: headers.{name}: HTTP header values must be Latin-1 "
+                             f"(percent-encode Chinese text)") from None
         out[name] = expanded
     return out

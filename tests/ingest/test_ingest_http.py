@@ -551,6 +551,9 @@ def test_expanded_headers_may_not_smuggle_line_breaks():
     with pytest.raises(ValueError) as info:
         expand_headers({"X-A": "${EVIL}"}, "sources[0] (a)", {"EVIL": "x\r\nX-Injected: 1"})
     assert "line breaks" in str(info.value) and "Injected" not in str(info.value)
+    with pytest.raises(ValueError) as info:
+        expand_headers({"X-Keyword": "快送"}, "sources[0] (a)")
+    assert "headers.X-Keyword" in str(info.value) and "Latin-1" in str(info.value)
 
 
 # ---------------------------------------------------------------- links found on crawled pages
