@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ipaddress
 import json
 import math
 import re
@@ -255,6 +256,40 @@ def _peer(writer: asyncio.StreamWriter) -> str:
     return str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
 
 
+def parse_networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """`10.0.0.0/8, 127.0.0.1` -> networks; ValueError names the bad entry."""
+    out = []
+    for item in (p.strip() for p in text.split(",")):
+        if item:
+            try:
+                out.append(ipaddress.ip_network(item, strict=False))
+            except ValueError:
+                raise ValueError(f"report.trusted_proxies: {item!r} is not an address or CIDR") from None
+    return tuple(out)
+
+
+def _in(address: str, networks: tuple) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
+
+
+def client_address(peer: str, forwarded_for: str | None, trusted: tuple) -> str:
+    """The peer, or behind a trusted proxy the rightmost X-Forwarded-For entry that is not a
+    trusted proxy itself (entries further left are the client's own claims)."""
+    if not trusted or not _in(peer, trusted) or not forwarded_for:
+        return peer
+    for hop in reversed([h.strip() for h in forwarded_for.split(",")][-16:]):
+        if not _in(hop, trusted):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return peer  # garbage from a proxy we trust: count it as the proxy
+    return peer
+
+
 class ReportServer:
     """The public listener and (optionally) the metrics listener, on one asyncio loop in a
     thread of their own. `producer` needs deliver_post/deliver_dlq/connected."""
@@ -278,6 +313,7 @@ class ReportServer:
         self.clock = clock
         self.monotonic = monotonic
         self.address_limiter = RateLimiter(s.address_rate_per_s, s.address_burst)
+        self.trusted_proxies = parse_networks(s.trusted_proxies)
         self.token_limiter = RateLimiter(s.token_rate_per_s, s.token_burst)
         self._public_sock = socket.create_server((host or s.host, s.port if port is None else port), backlog=1024)
         self._metrics_sock = None
@@ -368,7 +404,8 @@ class ReportServer:
                 self.limited.labels("connections").inc()
                 await self._respond(writer, 503, {"error": "too many open connections, try again"}, retry_after=1)
                 return
-            if public and self._open_by_address[address] >= s.address_connections:
+            if public and self._open_by_address[address] >= s.address_connections \
+                    and not _in(address, self.trusted_proxies):
                 self.limited.labels("connections").inc()
                 await self._respond(writer, 429, {"error": f"more than {s.address_connections} open connections "
                                                            "from your address"}, retry_after=1, linger=reader)
@@ -456,6 +493,7 @@ class ReportServer:
     async def _report(self, conn: h11.Connection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                       headers: dict[str, str], address: str, deadline: float) -> None:
         s = self.settings
+        address = client_address(address, headers.get("x-forwarded-for"), self.trusted_proxies)
         wait = self.address_limiter.take(address, self.monotonic())
         if wait:
             self.limited.labels("address").inc()

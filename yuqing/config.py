@@ -161,6 +161,9 @@ class ReportSettings:
     address_rate_per_s: float = 2.0  # requests per second per client address (any answer)
     address_burst: int = 60
     address_connections: int = 64  # open connections per client address
+    # reverse proxies (comma-separated CIDRs) whose X-Forwarded-For names the client; a peer in
+    # them is not capped per address itself
+    trusted_proxies: str = ""
     max_connections: int = 1024
     max_body_bytes: int = 65536
     request_deadline_s: float = 10.0  # the whole request (headers and body) must arrive within this

@@ -457,3 +457,24 @@ def test_command_serves_with_env_tokens(kafka_bootstrap, kafka_topic, topic_read
         process.terminate()
         rest = process.communicate(timeout=30)[1]
     assert process.returncode == 0 and APP_TOKEN not in rest
+
+
+def test_client_address_behind_trusted_proxies():
+    from ingest.report import client_address, parse_networks
+
+    proxies = parse_networks("10.0.0.0/8, 127.0.0.1")
+    assert client_address("203.0.113.9", "1.2.3.4", proxies) == "203.0.113.9"  # not a proxy: header ignored
+    assert client_address("10.1.2.3", "1.2.3.4, 198.51.100.7", proxies) == "198.51.100.7"
+    assert client_address("10.1.2.3", "198.51.100.7, 10.9.9.9", proxies) == "198.51.100.7"  # skip inner proxies
+    assert client_address("10.1.2.3", "garbage", proxies) == "10.1.2.3"
+    assert client_address("10.1.2.3", "1.2.3.4", ()) == "10.1.2.3"  # no trusted proxies: never the header
+    with pytest.raises(ValueError, match="'10.0.0/33' is not an address"):
+        parse_networks("10.0.0/33")
+
+
+def test_address_limit_counts_the_forwarded_client(report_stack):
+    settings = replace(ReportSettings(), address_rate_per_s=0.01, address_burst=2, trusted_proxies="127.0.0.1")
+    server, topic, dlq, base = report_stack(settings)
+    report = json.dumps({"text": "快送 客服不理人"}, ensure_ascii=False)
+    behind = [request(base, body=report, headers={"X-Forwarded-For": f"198.51.100.{i % 2}"})[0] for i in range(6)]
+    assert behind == [202, 202, 202, 202, 429, 429]  # two clients, two each
