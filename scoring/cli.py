@@ -24,14 +24,19 @@ def _settings():
 def _job_config(settings, args, **overrides):
     from scoring.job import JobConfig
     from scoring.risk import RiskConfigError
+    from scoring.warmstart import BaselineFileError, load_baselines
     from scoring.watchlist import WatchlistError
     from yuqing.cli import CommandError
 
     if not Path(args.watchlist).is_file():
         raise CommandError(f"watchlist {args.watchlist} does not exist")
+    baselines = getattr(args, "baselines", None)
     try:
+        if baselines:
+            load_baselines(baselines)  # fail now, with a clear message, not inside a worker
+            overrides["baselines_path"] = str(Path(baselines).resolve())
         return JobConfig.build(settings, args.watchlist, args.risk_config, args.sentiment_model, **overrides)
-    except (WatchlistError, RiskConfigError) as exc:
+    except (WatchlistError, RiskConfigError, BaselineFileError) as exc:
         raise CommandError(str(exc)) from None
 
 
@@ -118,12 +123,19 @@ def run_replay(args) -> int:
     input_path = Path(args.input)
     if not input_path.is_file():
         raise CommandError(f"input file {input_path} does not exist")
-    cfg = _job_config(settings, args, metrics_port=0, udf_metrics_port=0, checkpoint_interval_s=0,
-                      parallelism=args.parallelism, python_mode=args.python_mode, python_worker=args.python_worker)
+    if args.warmup_hours < 0:
+        raise CommandError("--warmup-hours must not be negative")
+    replay_options = dict(metrics_port=0, udf_metrics_port=0, checkpoint_interval_s=0, parallelism=args.parallelism,
+                          python_mode=args.python_mode, python_worker=args.python_worker)
+    _job_config(settings, args, **replay_options)  # a bad option fails before the input is read
     work = settings.state_dir / "tmp" / "replay"
     work.mkdir(parents=True, exist_ok=True)
     csv_path = work / f"replay-{int(time.time() * 1000)}.csv"
     total, first_ms, last_ms = prepare_replay_csv(input_path, csv_path)
+    warmup_until_ms = first_ms + int(args.warmup_hours * 3_600_000) if args.warmup_hours and total else 0
+    cfg = _job_config(settings, args, warmup_until_ms=warmup_until_ms, **replay_options)
+    if warmup_until_ms:
+        print(f"replay: the first {args.warmup_hours:g} h only teach the keys' baselines (no output)", file=sys.stderr)
     print(f"replay: {total:,} records from {input_path}; starting the scoring job", file=sys.stderr)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     alerts_out = open(args.alerts, "w", encoding="utf-8") if args.alerts else None
@@ -199,6 +211,7 @@ def run_submit(args) -> int:
                 "--python-mode", args.python_mode, "--checkpoint-interval", str(args.checkpoint_interval),
                 "--group-id", args.group_id]
     for flag, value in (("--risk-config", args.risk_config and str(Path(args.risk_config).resolve())),
+                        ("--baselines", args.baselines and str(Path(args.baselines).resolve())),
                         ("--sentiment-model", args.sentiment_model), ("--topic", args.topic),
                         ("--metrics-port", args.metrics_port), ("--idle-timeout", args.idle_timeout)):
         if value is not None:
@@ -266,6 +279,9 @@ def _common(parser) -> None:
     parser.add_argument("--watchlist", default=str(DEFAULT_WATCHLIST), help="watchlist YAML (CONTRACTS §2)")
     parser.add_argument("--risk-config", help="risk model YAML (docs/risk-model.md); default settings if absent")
     parser.add_argument("--sentiment-model", help="model file, or 'snownlp'; default: the built-in model")
+    parser.add_argument("--baselines", metavar="FILE",
+                        help="seed keys never seen before with these baselines (`yuqing baselines export` or "
+                             "`yuqing baselines learn`), so a loud brand does not open with false alarms")
     parser.add_argument("--parallelism", type=int, default=1)
     parser.add_argument("--python-mode", choices=("thread", "process"), default="thread",
                         help="PyFlink execution mode of the per-key window scorer (thread is faster)")
@@ -286,6 +302,9 @@ def register(subparsers) -> None:
     replay.add_argument("--alerts", help="also write alert events (JSON lines) here")
     replay.add_argument("--dlq", help="also write rejected records (JSON lines) here")
     replay.add_argument("--progress", action="store_true", help="show progress even when stderr is not a terminal")
+    replay.add_argument("--warmup-hours", type=float, default=0.0, metavar="N",
+                        help="the first N hours of the input (from its earliest post) only teach each key its "
+                             "normal: no assessments or alerts for them (a big brand with no history needs ~1 h)")
     _common(replay)
     replay.set_defaults(func=run_replay)
 

@@ -75,6 +75,11 @@ class JobConfig:
     # later ones are clamped to it and counted; 0: no bound
     max_ahead_s: int = 300
     examples: int = 3
+    # warm start (docs/risk-model.md, "Warm start"): keys' baselines seeded from a baseline
+    # file at their first window; windows ending at or before warmup_until_ms (epoch ms, 0:
+    # none) only teach the keys' baselines: no assessment, no alert
+    baselines_path: str | None = None
+    warmup_until_ms: int = 0
     # "partition:0,offset:42;partition:1,offset:7": start there instead of the group's offsets
     startup_offsets: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
@@ -295,6 +300,11 @@ def _make_window_scorer(cfg: JobConfig, alerts_tag):
             self.risk = load_risk_config(self.cfg.risk_config_path)
             self.watchlist = load_watchlist(self.cfg.watchlist_path)
             self.playbooks = load_playbooks()
+            self.seeds = {}
+            if self.cfg.baselines_path:
+                from scoring.warmstart import load_baselines
+
+                self.seeds = load_baselines(self.cfg.baselines_path)
             self.state = runtime_context.get_state(ValueStateDescriptor("key_state", Types.STRING()))
             # window end (epoch ms) -> the window's row: one entry per window, so a watermark
             # that jumps over many slides (a backlog) costs one entry each, not a list re-encoded
@@ -332,7 +342,7 @@ def _make_window_scorer(cfg: JobConfig, alerts_tag):
 
             from scoring.alerts import RANK
             from scoring.batch import decode_example
-            from scoring.engine import KeyState, score_window
+            from scoring.engine import score_window
             from scoring.features import WindowStats
 
             size_ms = self.cfg.window_size_s * 1000
@@ -346,9 +356,9 @@ def _make_window_scorer(cfg: JobConfig, alerts_tag):
             example = decode_example(values.pop("example", None))
             stats = WindowStats.from_row(values)
             stored = json.loads(self.state.value() or "{}")
-            if stored.get("last_end", -1) >= end:
-                return  # that window is closed and scored: its result stands
-            key = KeyState.from_dict(stored.get("key"))
+            if stored.get("last_end", -1) >= end or end <= self.cfg.warmup_until_ms:
+                return  # that window is closed and scored: its result stands (or a warm-up's)
+            key = self._key_state(stored, ctx)
             held = stored.get("provisional")
             paged = key.alert.level
             if held and RANK[held["level"]] > RANK[paged]:
@@ -376,11 +386,10 @@ def _make_window_scorer(cfg: JobConfig, alerts_tag):
             with no window by `timestamp`, the empty ones, so that a key whose posts
             stopped can fall back (and stop paging)."""
             from scoring.batch import decode_example
-            from scoring.engine import KeyState
             from scoring.features import WindowStats
 
             stored = json.loads(self.state.value() or "{}")
-            stored["key"] = KeyState.from_dict(stored.get("key"))  # decoded once, encoded once
+            stored["key"] = self._key_state(stored, ctx)  # decoded once, encoded once
             due_ends = sorted(end for end in self.waiting.keys() if end <= timestamp)
             due = [json.loads(self.waiting.get(end)) for end in due_ends]
             for end in due_ends:
@@ -410,6 +419,16 @@ def _make_window_scorer(cfg: JobConfig, alerts_tag):
                 stored["key"] = stored["key"].to_dict()
                 self.state.update(json.dumps(stored, ensure_ascii=False))
 
+        def _key_state(self, stored, ctx):
+            """The key's state; a key never seen starts from its seed baseline, if any."""
+            from scoring.engine import KeyState
+
+            if stored.get("key") is None and self.seeds:
+                seed = self.seeds.get(tuple(ctx.get_current_key().split(US, 1)))
+                if seed is not None:
+                    return KeyState(baseline=seed)
+            return KeyState.from_dict(stored.get("key"))
+
         def _silence(self, stored, brand, category, before_end_ms, ctx):
             """Empty windows of an elevated key, from its last window up to before_end_ms
             (the engine's `_fill_silence`)."""
@@ -428,11 +447,14 @@ def _make_window_scorer(cfg: JobConfig, alerts_tag):
             from scoring.engine import score_window
 
             examples = _merge_examples(stored.get("examples", []), example, stats, self.cfg.examples)
+            learn_only = stats.window_end_ms <= self.cfg.warmup_until_ms
             assessment, event, new_state = score_window(
                 stats, stored["key"], self.watchlist, self.risk, self.playbooks,
                 [e["example"] for e in examples],
-                computed_at=datetime.now(timezone.utc).isoformat())
+                computed_at=datetime.now(timezone.utc).isoformat(), learn_only=learn_only)
             stored.update({"key": new_state, "examples": examples, "last_end": stats.window_end_ms})
+            if learn_only:
+                return
             if new_state.alert.level != "low":
                 ctx.timer_service().register_event_time_timer(stats.window_end_ms + self.cfg.window_slide_s * 1000)
             record = assessment.to_dict()
@@ -843,6 +865,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--watchlist", required=True)
     parser.add_argument("--risk-config")
     parser.add_argument("--sentiment-model")
+    parser.add_argument("--baselines", help="seed baselines of keys never seen (scoring/warmstart.py)")
     parser.add_argument("--parallelism", type=int, default=int(os.environ.get("YUQING_JOB_PARALLELISM", "1")))
     parser.add_argument("--bounded", action="store_true", help="stop at the offsets that are current at start")
     parser.add_argument("--topic", default=settings.kafka.raw_topic, help="raw posts topic")
@@ -863,7 +886,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = JobConfig.build(settings, args.watchlist, args.risk_config, args.sentiment_model,
                           parallelism=args.parallelism, topic=args.topic, python_mode=args.python_mode,
                           checkpoint_interval_s=args.checkpoint_interval, metrics_port=args.metrics_port,
-                          udf_metrics_port=args.udf_metrics_port, idle_timeout_s=args.idle_timeout)
+                          udf_metrics_port=args.udf_metrics_port, idle_timeout_s=args.idle_timeout,
+                          baselines_path=str(Path(args.baselines).resolve()) if args.baselines else None)
     checkpoint_dir = Path(args.checkpoint_dir).resolve() if args.checkpoint_dir else None
     run_live(settings, cfg, bounded=args.bounded, group_id=args.group_id, checkpoint_dir=checkpoint_dir,
              savepoint=args.from_savepoint)

@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "yuqing.run",
     "sinks.response.cli",
     "sinks.report.cli",
+    "yuqing.baselines",
 )
 
 
