@@ -130,6 +130,12 @@ class Crawler:
         health.last_success = self.clock()
         self.metrics.success(source)
 
+    def _dead_letter(self, reason: str, raw: bytes, label: str) -> None:
+        """A reject to the DLQ, its raw bytes cut so the dead letter always fits where a big item did not."""
+        if len(raw) > DLQ_RAW_LIMIT:
+            reason, raw = f"{reason} (raw cut to {DLQ_RAW_LIMIT} of {len(raw)} bytes)", raw[:DLQ_RAW_LIMIT]
+        self.sink.send_dlq(reason, raw, label)
+
     def _deliver(self, added: list[Post], source: Source) -> int:
         """Flush the page; records the broker refuses for themselves are dead-lettered. Returns how many."""
         try:
@@ -144,9 +150,7 @@ class Crawler:
             if kind != "post":
                 raise DeliveryError(f"dead-letter topic refused a record: {reason}", 1, 1)
             refused_ids.add(key.decode("utf-8") if key else None)
-            if len(value) > DLQ_RAW_LIMIT:  # the dead letter must fit where the post did not
-                reason, value = f"{reason} (raw cut to {DLQ_RAW_LIMIT} of {len(value)} bytes)", value[:DLQ_RAW_LIMIT]
-            self.sink.send_dlq(reason, value, label)
+            self._dead_letter(reason, value, label)
         self.sink.flush()
         assert self.deduper is not None
         for post in [p for p in added if p.id in refused_ids]:
@@ -184,7 +188,7 @@ class Crawler:
                             checked = Rejected(reason=f"item could not be checked: {type(exc).__name__}: {exc}",
                                                raw=item.raw)
                         if isinstance(checked, Rejected):
-                            self.sink.send_dlq(checked.reason, checked.raw, source.name)
+                            self._dead_letter(checked.reason, checked.raw, source.name)
                             rejected += 1
                             continue
                         duplicate = dedup.check(checked)
@@ -201,7 +205,7 @@ class Crawler:
                                 raise
                             added.remove(checked)
                             dedup.forget(checked)
-                            self.sink.send_dlq(str(exc), checked.to_json().encode("utf-8"), source.name)
+                            self._dead_letter(str(exc), checked.to_json().encode("utf-8"), source.name)
                             rejected += 1
                     rejected += self._deliver(added, source)
                 except DeliveryError as exc:

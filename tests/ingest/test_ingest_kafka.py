@@ -188,3 +188,38 @@ def test_crawler_metrics(tmp_path, web, kafka_bootstrap, kafka_topic):
     assert sample("yuqing_crawler_last_success_timestamp_seconds", {"source": "slow"}) is None
     lag = sample("yuqing_crawler_lag_seconds", {"source": "news"})
     assert lag > 0 and abs(lag - (datetime.now().timestamp() - 1795575600)) < 60
+
+
+def test_a_post_kafka_refuses_goes_to_the_dlq_and_the_cursor_moves(tmp_path, web, kafka_bootstrap, kafka_topic,
+                                                                   topic_reader):
+    """One post too large for the broker must not hold its source still forever (issue #17)."""
+    # within the contract (text <= 200,000 chars, title unbounded) but ~1.1 MB as a record:
+    # over the producer's 1 MB request limit
+    huge = item("big", "快送" * 95_000, 3, title="外卖" * 95_000)
+    too_long = item("long", "快" * 300_000, 2)   # refused by the contract; its dead letter is cut to size
+    serve_api(web, [(api_page([item("1", "快送APP又崩了[怒]", 1), huge, too_long, item("2", "骑手态度差", 4)],
+                              None), None)])
+    config = parse_crawl_config({"http": {"min_interval_s": 0, "timeout_s": 5, "max_body_bytes": 8 << 20,
+                                          "allow_private_networks": ["127.0.0.0/8"]},
+                                 "sources": [{"name": "weibo", "type": "json_api", "url": web.url("/api"),
+                                              "items": "data.list", "fields": {"id": "mid", "text": "text",
+                                                                               "title": "title",
+                                                                               "published_at": "created_at"}}]})
+    topic, dlq = kafka_topic(partitions=1), kafka_topic(partitions=1)
+    state = tmp_path / "state"
+    producer = PostProducer(kafka_bootstrap, topic, dlq, timeout_s=10)
+    try:
+        crawler = Crawler(config.sources, producer, HttpClient(config.http), state, IngestMetrics(),
+                          Deduper(config.dedup, state / "dedup.json"), log=lambda _m: None)
+        (result,) = crawler.run_once()
+    finally:
+        producer.close()
+    assert result.error is None and result.produced == 2 and result.rejected == 2
+    assert sorted(r.key for r in topic_reader(topic, expect=2)) == [b"weibo:1", b"weibo:2"]
+    dead = {json.loads(r.value)["reason"].split(":")[0]: json.loads(r.value) for r in topic_reader(dlq, expect=2)}
+    assert len(dead) == 2
+    refused = next(d for d in dead.values() if "MessageSizeTooLarge" in d["reason"])
+    assert '"id":"weibo:big"' in refused["raw"][:100] and "raw cut to" in refused["reason"]
+    contract = next(d for d in dead.values() if "longer than" in d["reason"])
+    assert len(base64.b64decode(contract["raw_b64"])) <= 128 * 1024 and "raw cut to" in contract["reason"]
+    assert json.loads((state / "cursors" / "weibo.json").read_text())["newest"] == "2026-11-25T10:04:00+08:00"
