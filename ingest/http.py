@@ -1,10 +1,11 @@
 """A polite, guarded HTTP client for crawlers: timeouts, retries, pacing, robots.txt, and
 limits on where a crawl may go and how much it may read.
 
-Every request has a timeout (per socket operation, plus a total deadline while the body is
-read, so a server that trickles bytes cannot hold a crawler forever). 5xx, 429, timeouts and
-connection failures are retried with exponential backoff and jitter; other 4xx answers fail
-at once. robots.txt is read per host with protego (wildcards, `$`, longest match) and cached.
+Every request hop has a timeout (per socket operation, plus a deadline for the whole hop that
+a watchdog enforces even while the head is read, so a server that trickles bytes cannot hold
+a crawler forever). 5xx, 429, timeouts and connection failures are retried with
+exponential backoff and jitter; other 4xx answers fail at once. robots.txt is read per host
+with protego (wildcards, `$`, longest match) and cached.
 
 Redirects are followed by hand, at most `max_redirects`, and every hop is checked like the
 first one: http(s) only, robots.txt of the hop's host, and the address guard (the host's
@@ -70,10 +71,16 @@ class Response:
 
     @property
     def charset(self) -> str:
-        return self.headers.get_content_charset() or "utf-8"
+        """The codec that really decodes the body (ingest.charset: header, BOM, declaration, detection)."""
+        from ingest.charset import decode
+
+        return decode(self.body, self.headers.get_content_charset(), "text").encoding
 
     def text(self) -> str:
-        return self.body.decode(self.charset, errors="replace")
+        """The body as text; never raises, whatever the label (ingest.charset)."""
+        from ingest.charset import decode
+
+        return decode(self.body, self.headers.get_content_charset(), "text").text
 
 
 class FetchError(RuntimeError):
@@ -223,6 +230,31 @@ class Inflater:
         if not self._engine.eof:
             raise ValueError(f"{self.coding} body ended early")
         return tail
+
+
+class _Watchdog:
+    """Cuts a connection off when its hop's deadline passes, whatever phase it is in: a server
+    that sends its status line or headers a byte at a time would otherwise dodge the per-read
+    socket timeout for as long as it likes."""
+
+    def __init__(self, seconds: float, connection: http.client.HTTPConnection):
+        self.fired = False
+        self._connection = connection
+        self._timer = threading.Timer(max(0.0, seconds), self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self) -> None:
+        self.fired = True
+        sock = self._connection.sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cancel(self) -> None:
+        self._timer.cancel()
 
 
 def _pinned_connector(addresses: list[IPAddress], port: int) -> Callable[..., socket.socket]:
@@ -376,8 +408,17 @@ class HttpClient:
                 self._check_robots(current)
             self._wait_turn(current)
             deadline = time.monotonic() + timeout_s
-            connection, answer = self._open(current, addresses, sending, timeout_s, deadline)
+            connection = self._connection(current, addresses, timeout_s)
+            watchdog = _Watchdog(timeout_s, connection)
             try:
+                try:
+                    answer = self._send(current, connection, sending)
+                except (OSError, http.client.HTTPException):
+                    if watchdog.fired:
+                        raise TimeoutError(f"no complete answer head after {timeout_s:g}s") from None
+                    raise
+                if watchdog.fired:    # a head cut off by the watchdog can look complete: never use it
+                    raise TimeoutError(f"no complete answer head after {timeout_s:g}s")
                 location = answer.getheader("Location")
                 if answer.status in REDIRECT_STATUSES and location:
                     target = urljoin(current, location.strip())
@@ -388,9 +429,10 @@ class HttpClient:
                 wanted = 200 <= answer.status < 300 or (accept_status is not None and answer.status in accept_status)
                 limit = body_limit or self.config.max_body_bytes
                 body = self._read_body(current, answer, connection, deadline, timeout_s, limit,
-                                       truncate=body_limit is not None) if wanted else b""
+                                       truncate=body_limit is not None, cut_off=watchdog) if wanted else b""
                 return Response(current, answer.status, answer.msg, body), answer.reason or ""
             finally:
+                watchdog.cancel()
                 connection.close()
         raise FetchError(url, "redirects", f"more than {self.config.max_redirects} redirects")
 
@@ -408,32 +450,33 @@ class HttpClient:
         except AddressRefused as exc:
             raise AddressBlocked(url, str(exc)) from None
 
-    def _open(self, url: str, addresses: list[IPAddress], headers: dict[str, str], timeout_s: float,
-              deadline: float) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+    def _connection(self, url: str, addresses: list[IPAddress], timeout_s: float) -> http.client.HTTPConnection:
+        """A connection (not yet open) that will dial only the checked addresses; https still
+        sends the host name (SNI) and verifies the certificate against it."""
         parts = urlsplit(url)
         assert parts.hostname is not None
         port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
-        wait = max(0.001, min(timeout_s, deadline - time.monotonic()))
         connection: http.client.HTTPConnection
         if parts.scheme.lower() == "https":
-            connection = http.client.HTTPSConnection(parts.hostname, port, timeout=wait, context=self._tls)
+            connection = http.client.HTTPSConnection(parts.hostname, port, timeout=timeout_s, context=self._tls)
         else:
-            connection = http.client.HTTPConnection(parts.hostname, port, timeout=wait)
+            connection = http.client.HTTPConnection(parts.hostname, port, timeout=timeout_s)
         connection._create_connection = _pinned_connector(addresses, port)  # type: ignore[attr-defined]
+        return connection
+
+    def _send(self, url: str, connection: http.client.HTTPConnection,
+              headers: dict[str, str]) -> http.client.HTTPResponse:
+        parts = urlsplit(url)
         path = urlunsplit(("", "", parts.path or "/", parts.query, ""))
-        try:
-            connection.request("GET", request_target(path), headers={
-                "User-Agent": self.config.user_agent,
-                "Accept-Encoding": "gzip, deflate",
-                **headers,
-            })
-            return connection, connection.getresponse()
-        except BaseException:
-            connection.close()
-            raise
+        connection.request("GET", request_target(path), headers={
+            "User-Agent": self.config.user_agent,
+            "Accept-Encoding": "gzip, deflate",
+            **headers,
+        })
+        return connection.getresponse()
 
     def _read_body(self, url: str, answer: http.client.HTTPResponse, connection: http.client.HTTPConnection,
-                   deadline: float, timeout_s: float, limit: int, truncate: bool) -> bytes:
+                   deadline: float, timeout_s: float, limit: int, truncate: bool, cut_off: _Watchdog) -> bytes:
         try:
             inflater = Inflater(answer.getheader("Content-Encoding"), limit)
         except ValueError as exc:
@@ -447,8 +490,17 @@ class HttpClient:
                     raise TimeoutError(f"body not complete after {timeout_s:g}s")
                 if connection.sock is not None:
                     connection.sock.settimeout(min(timeout_s, left))
-                chunk = answer.read1(_CHUNK)
+                try:
+                    chunk = answer.read1(_CHUNK)
+                except (OSError, http.client.HTTPException):
+                    if cut_off.fired:
+                        raise TimeoutError(f"body not complete after {timeout_s:g}s") from None
+                    raise
                 if not chunk:
+                    if cut_off.fired:
+                        raise TimeoutError(f"body not complete after {timeout_s:g}s")
+                    if answer.length:   # the server closed before Content-Length was reached
+                        raise http.client.IncompleteRead(b"", answer.length)
                     chunks.append(inflater.finish())
                     break
                 received += len(chunk)

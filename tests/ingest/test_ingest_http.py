@@ -644,3 +644,57 @@ def test_https_goes_to_the_checked_address_with_the_name_verified(tls_site, site
         HttpClient(fast(retries=0, respect_robots=False), tls_context=trust).get(
             site.url("/feed").replace("localhost", "127.0.0.1"))
     assert info.value.status == "connection" and "certificate" in str(info.value).lower()
+
+
+# ---------------------------------------------------------------- servers that misbehave on the wire
+@pytest.fixture
+def raw_server():
+    """A TCP server on 127.0.0.1 that answers every connection with `script(conn)`."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    state = {"script": None, "connections": 0}
+
+    def serve():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            state["connections"] += 1
+
+            def answer(conn=conn):
+                try:
+                    conn.recv(65536)
+                    state["script"](conn)
+                except OSError:
+                    pass
+                finally:
+                    conn.close()
+            threading.Thread(target=answer, daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield state, f"http://127.0.0.1:{listener.getsockname()[1]}"
+    listener.close()
+
+
+def test_a_head_sent_a_byte_at_a_time_is_cut_off_at_the_deadline(raw_server):
+    state, base = raw_server
+
+    def slowloris(conn):
+        for byte in b"HTTP/1.1 200 OK\r\nX-Padding: " + b"a" * 200:
+            conn.sendall(bytes([byte]))
+            time.sleep(0.02)           # every read succeeds within the socket timeout
+
+    state["script"] = slowloris
+    started = time.monotonic()
+    with pytest.raises(FetchError) as info:
+        HttpClient(fast(timeout_s=0.4, retries=0, respect_robots=False)).get(base + "/feed")
+    assert info.value.status == "timeout" and "answer head" in str(info.value)
+    assert time.monotonic() - started < 3.0    # the head alone would take > 4 s
+
+
+def test_a_body_shorter_than_its_content_length_is_a_failed_attempt(raw_server):
+    state, base = raw_server
+    state["script"] = lambda conn: conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + "半截".encode())
+    with pytest.raises(FetchError) as info:
+        HttpClient(fast(retries=1, respect_robots=False)).get(base + "/feed")
+    assert info.value.status == "connection" and state["connections"] == 2   # retried, then given up
