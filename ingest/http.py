@@ -257,6 +257,15 @@ class _Watchdog:
         self._timer.cancel()
 
 
+def _header_text(value: str) -> str:
+    """A header as its sender meant it: http.client reads bytes as Latin-1, but servers put
+    raw UTF-8 in Location (/话题/快送); undo that when it decodes, else keep what came."""
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return value
+
+
 def _pinned_connector(addresses: list[IPAddress], port: int) -> Callable[..., socket.socket]:
     """A stand-in for socket.create_connection that dials only the addresses already checked."""
 
@@ -421,7 +430,7 @@ class HttpClient:
                     raise TimeoutError(f"no complete answer head after {timeout_s:g}s")
                 location = answer.getheader("Location")
                 if answer.status in REDIRECT_STATUSES and location:
-                    target = urljoin(current, location.strip())
+                    target = urljoin(current, _header_text(location).strip())
                     if origin(target) != origin(current):
                         sending = without_secrets(sending)
                     current = target

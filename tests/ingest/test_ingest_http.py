@@ -698,3 +698,29 @@ def test_a_body_shorter_than_its_content_length_is_a_failed_attempt(raw_server):
     with pytest.raises(FetchError) as info:
         HttpClient(fast(retries=1, respect_robots=False)).get(base + "/feed")
     assert info.value.status == "connection" and state["connections"] == 2   # retried, then given up
+
+
+def test_a_host_with_public_and_private_answers_is_reached_only_on_the_public_ones(monkeypatch):
+    from ingest.netguard import AddressRefused, resolve_allowed
+
+    def fake(host, port, *args, **kw):
+        answers = {"mixed.test": ["10.0.0.7", "93.184.216.34", "::1"], "inside.test": ["192.168.0.2", "fd00::2"]}
+        return [(socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port))
+                for a in answers[host]]
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+    assert [str(a) for a in resolve_allowed("mixed.test", 80, ())] == ["93.184.216.34"]
+    with pytest.raises(AddressRefused) as info:
+        resolve_allowed("inside.test", 80, ())
+    assert "192.168.0.2 is private" in str(info.value) and "fd00::2 is private" in str(info.value)
+    allowed = parse_networks(["192.168.0.0/16"], "x")
+    assert [str(a) for a in resolve_allowed("inside.test", 80, allowed)] == ["192.168.0.2"]
+
+
+def test_a_redirect_to_a_chinese_path_is_encoded(site_a):
+    site_a.redirect("/go", "/话题/快送".encode("utf-8").decode("latin-1"))   # raw UTF-8 bytes on the wire
+    site_a.redirect("/go2", "/%E8%AF%9D%E9%A2%98/%E5%BF%AB%E9%80%81")
+    site_a.add("/%E8%AF%9D%E9%A2%98/%E5%BF%AB%E9%80%81", "话题页")
+    client = HttpClient(fast())
+    assert client.get(site_a.url("/go")).body.decode() == "话题页"
+    assert client.get(site_a.url("/go2")).body.decode() == "话题页"
