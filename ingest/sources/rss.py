@@ -72,12 +72,11 @@ def _entry_text(entry: Any) -> str | None:
 
 
 def _entry_link(entry: Any) -> str | None:
-    link = entry.get("link")
-    if link:
-        return link
-    for candidate in entry.get("links") or ():
-        if candidate.get("href"):
-            return candidate["href"]
+    """The entry's web address; feedparser's guess from a non-URL <guid> ("12345") is not one."""
+    candidates = [entry.get("link")] + [c.get("href") for c in entry.get("links") or ()]
+    for link in candidates:
+        if isinstance(link, str) and link.strip().lower().startswith(("http://", "https://")):
+            return link.strip()
     return None
 
 

@@ -296,3 +296,11 @@ def test_preview_flags_are_checked(tmp_path):
     path.write_text("sources: [{name: a, type: rss, url: 'http://x'}]\n", encoding="utf-8")
     assert main(["crawl", "--config", str(path), "--out", str(tmp_path / "o.jsonl")]) == 1
     assert main(["crawl", "--config", str(path), "--once", "--dlq-out", str(tmp_path / "r.jsonl")]) == 1
+
+
+def test_a_guid_that_is_no_address_is_not_taken_for_the_url(web):
+    feed = """<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>t</title>
+<item><title>快送</title><guid>12345</guid><pubDate>Sun, 06 Dec 2026 01:00:00 GMT</pubDate></item></channel></rss>"""
+    web.add("/g", feed, "application/rss+xml")
+    (post,) = posts_of(fetch_all({"name": "g", "type": "rss", "url": web.url("/g")}))
+    assert post["id"] == "news:12345" and "url" not in post
