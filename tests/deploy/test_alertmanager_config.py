@@ -81,3 +81,25 @@ def test_the_token_itself_never_enters_a_rendered_config(tmp_path):
     token_file = ensure_token_file(tmp_path / "secrets" / "notify-token")
     text = render_alertmanager_config("http://127.0.0.1:19104", token_file)
     assert token_file.read_text().strip() not in text and f"credentials_file: {token_file}" in text
+
+
+def test_the_local_stack_writes_a_0600_token_and_points_alertmanager_at_it(tmp_path):
+    from dataclasses import replace
+
+    from sinks.notify.config import parse_notify_config, read_token_file, resolve_token
+    from yuqing.config import Settings
+    from yuqing.stack.components import render_alertmanager
+
+    settings = replace(Settings(), state_dir=tmp_path / "state")
+    text = render_alertmanager(settings)
+    token_file = tmp_path / "state" / "secrets" / "notify-token"
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    token = read_token_file(token_file)
+    assert f"credentials_file: {token_file}" in text and token not in text
+    assert render_alertmanager(settings) == text and read_token_file(token_file) == token  # stable across runs
+    # `yuqing notify` on the same state folder finds the same token with nothing configured
+    assert resolve_token(parse_notify_config({}, env={}), env={}, state_dir=settings.state_dir) == token
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(text)
+    result = subprocess.run(["amtool", "check-config", str(path)], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stdout + result.stderr

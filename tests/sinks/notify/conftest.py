@@ -202,7 +202,8 @@ def start_alertmanager(workdir: Path, config_text: str) -> Proc:
     return proc
 
 
-def start_prometheus(workdir: Path, jobs: dict[str, list[str]], rule_files: list[Path], alertmanager: str) -> Proc:
+def start_prometheus(workdir: Path, jobs: dict[str, list[str]], rule_files: list[Path], alertmanager: str,
+                     extra_args: tuple[str, ...] = ()) -> Proc:
     if not shutil.which("prometheus"):
         pytest.fail("prometheus missing: apt-get install -y prometheus")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -216,7 +217,7 @@ def start_prometheus(workdir: Path, jobs: dict[str, list[str]], rule_files: list
     log = workdir / "prometheus.log"
     popen = subprocess.Popen(
         ["prometheus", f"--config.file={workdir / 'prometheus.yml'}", f"--storage.tsdb.path={workdir / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}"],
+         f"--web.listen-address=127.0.0.1:{port}", *extra_args],
         stdout=open(log, "wb"), stderr=subprocess.STDOUT)
     proc = Proc("prometheus", popen, f"http://127.0.0.1:{port}", log)
     try:
