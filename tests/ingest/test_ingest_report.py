@@ -478,3 +478,19 @@ def test_address_limit_counts_the_forwarded_client(report_stack):
     report = json.dumps({"text": "快送 客服不理人"}, ensure_ascii=False)
     behind = [request(base, body=report, headers={"X-Forwarded-For": f"198.51.100.{i % 2}"})[0] for i in range(6)]
     assert behind == [202, 202, 202, 202, 429, 429]  # two clients, two each
+
+
+def test_future_dated_report_is_refused_and_never_reaches_kafka(report_stack, topic_reader):
+    """Issue 18: one report stamped 50 minutes ahead moved the job's watermark (or, past the
+    broker's limit, got 503 and was retried forever). Now: 400 with the reason, nothing in posts.raw."""
+    server, topic, dlq, base = report_stack()
+    now = datetime.now(CST)
+    ahead = json.dumps({"text": "快送APP 泄露隐私", "published_at": (now + timedelta(minutes=50)).isoformat()},
+                       ensure_ascii=False)
+    status, body, _ = request(base, body=ahead)
+    assert status == 400 and "ahead of the server's clock" in body["error"]
+    status, body, _ = request(base, body=json.dumps({"text": "快送 正常", "published_at": (now + timedelta(minutes=4)).isoformat()},
+                                                    ensure_ascii=False))
+    assert status == 202
+    assert [r.key.decode() for r in topic_reader(topic, expect=1)] == [body["id"]]
+    assert len(topic_reader(dlq, expect=1)) == 1
