@@ -20,11 +20,13 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from .config import ChannelConfig, RetryConfig
-from .escape import DIALECTS, MARKDOWN, PLAIN, SLACK, redact, url_secrets
+from .escape import DIALECTS, MARKDOWN, PLAIN, REDACTOR, SLACK, redact, url_secrets
 from .notice import Notice
 from .render import render, title
 
 log = logging.getLogger("yuqing.notify")
+if REDACTOR not in log.filters:
+    log.addFilter(REDACTOR)  # no secret in any log line, whoever logs through this logger
 
 
 def dingtalk_sign(secret: str, timestamp_ms: int) -> str:

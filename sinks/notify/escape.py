@@ -157,3 +157,8 @@ class RedactingFilter(logging.Filter):
         if record.stack_info:
             record.stack_info = redact(record.stack_info, self.secrets)
         return True
+
+
+#: The one filter on the `yuqing.notify` logger (installed by sinks.notify.channels, which every
+#: sender imports); services add their channels' secrets and the webhook token to it.
+REDACTOR = RedactingFilter()

@@ -24,14 +24,11 @@ from sinks.metrics import Metrics
 from .channels import DeliveryError, channel_secrets, deliver
 from .config import LEVELS, ROUTES, NotifyConfig
 from .dedup import Deduplicator
-from .escape import RedactingFilter
+from .escape import REDACTOR
 from .notice import Notice, NoticeError, notice_from_alert_event, notices_from_alertmanager
 from .retryqueue import Pending, RetryQueue
 
-log = logging.getLogger("yuqing.notify")
-#: Every record of the notify logger passes through it: secrets never reach a log line.
-REDACTOR = RedactingFilter()
-log.addFilter(REDACTOR)
+log = logging.getLogger("yuqing.notify")  # redacted: see sinks.notify.channels
 MAX_BODY = 1 << 20
 
 
