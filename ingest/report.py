@@ -290,6 +290,11 @@ def client_address(peer: str, forwarded_for: str | None, trusted: tuple) -> str:
     return peer
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=1024)
+
+
 class ReportServer:
     """The public listener and (optionally) the metrics listener, on one asyncio loop in a
     thread of their own. `producer` needs deliver_post/deliver_dlq/connected."""
@@ -315,11 +320,11 @@ class ReportServer:
         self.address_limiter = RateLimiter(s.address_rate_per_s, s.address_burst)
         self.trusted_proxies = parse_networks(s.trusted_proxies)
         self.token_limiter = RateLimiter(s.token_rate_per_s, s.token_burst)
-        self._public_sock = socket.create_server((host or s.host, s.port if port is None else port), backlog=1024)
+        self._public_sock = _listen(host or s.host, s.port if port is None else port)
         self._metrics_sock = None
         if metrics_port is not None:
             try:
-                self._metrics_sock = socket.create_server((metrics_host, metrics_port))
+                self._metrics_sock = _listen(metrics_host, metrics_port)
             except OSError:
                 self._public_sock.close()
                 raise
@@ -351,10 +356,18 @@ class ReportServer:
             if self._metrics_sock is not None:
                 self._servers.append(await asyncio.start_server(self._on_metrics, sock=self._metrics_sock))
 
+        failed: list[BaseException] = []
+
         def run() -> None:
             asyncio.set_event_loop(loop)
-            loop.run_until_complete(listen())
-            ready.set()
+            try:
+                loop.run_until_complete(listen())
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller of start()
+                failed.append(exc)
+                loop.close()
+                return
+            finally:
+                ready.set()
             try:
                 loop.run_forever()
             finally:
@@ -363,6 +376,8 @@ class ReportServer:
         self._thread = threading.Thread(target=run, name="report-server", daemon=True)
         self._thread.start()
         ready.wait(10)
+        if failed:
+            raise failed[0]
         return self
 
     def shutdown(self) -> None:
@@ -471,7 +486,7 @@ class ReportServer:
         method = request.method.decode("ascii", "replace")
         path = urlsplit(request.target.decode("ascii", "replace")).path
         headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in request.headers}
-        if method == "GET" and path in ("/healthz", "/readyz") or (not public and path == "/metrics"):
+        if path in ("/healthz", "/readyz") or (not public and path == "/metrics"):
             if method != "GET":
                 await self._respond(writer, 405, {"error": f"use GET {path}"}, linger=reader)
             elif path == "/healthz":
