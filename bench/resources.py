@@ -181,3 +181,95 @@ class CpuMeter:
     def between(self, first: str, last: str) -> dict[str, float]:
         a, b = self.marks[first], self.marks[last]
         return {name: round(b[name] - a.get(name, 0.0), 2) for name in b}
+
+
+# ------------------------------------------------------------------ a full `yuqing run`
+
+def yuqing_role(pid: int, proc: Path = PROC) -> str | None:
+    """The yuqing subcommand a process runs (`python -m yuqing job run ...` -> "job")."""
+    try:
+        args = (proc / str(pid) / "cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    words = [a.decode("utf-8", "replace") for a in args if a]
+    for i, word in enumerate(words[:-1]):
+        if word == "yuqing" or word.endswith("/yuqing"):
+            return words[i + 1]
+    return None
+
+
+def run_roots(services: Callable[[], dict[str, int]], run_pid: int, proc: Path = PROC) -> Callable[[], dict[str, int]]:
+    """Roots for the sampler: the services, the `yuqing run` process itself, and each of
+    its children by role (crawl, report-server, job, sink, notify)."""
+    def roots() -> dict[str, int]:
+        named = dict(services())
+        named["run"] = run_pid
+        children = parent_map(proc)
+        for child in children.get(run_pid, []):
+            role = yuqing_role(child, proc)
+            if role:
+                named[f"run:{role}"] = child
+        return named
+    return roots
+
+
+def full_run(wb, duration_s: float = 150.0, progress=None) -> dict:
+    """Every process of `yuqing run` (what `make run` starts: crawler, report server, job,
+    sink, notify) and the services, sampled together while the bundled sample streams
+    through them. `run` itself is sampled without its children (each child is its own
+    component), so nothing is counted twice."""
+    import subprocess
+    import sys
+
+    from yuqing.config import REPO_ROOT
+    from yuqing.pipeline import child_env
+
+    topics = wb.make_topics("run", raw_partitions=3)
+    database = wb.make_database("run")
+    log = wb.run_dir / "logs" / "full-run.log"
+    env = child_env({**wb.env(topics, database), "PYTHONUNBUFFERED": "1"})
+    command = [sys.executable, "-m", "yuqing", "run", "--plain", "--keep-stack", "--hours", "2",
+               "--speedup", "60", "--duration", str(int(duration_s))]
+    if progress:
+        progress(f"resources: `yuqing run` for {duration_s:.0f} s, every process sampled together")
+    with open(log, "wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
+        roots = run_roots(wb.stack_pids, process.pid)
+        own = RssSampler(lambda: {k: v for k, v in roots().items() if k != "run"}).start()
+        parent = _SelfOnly(process.pid)
+        try:
+            while process.poll() is None:
+                parent.sample()
+                time.sleep(0.5)
+                if time.monotonic() - parent.started > duration_s + 120:
+                    process.terminate()
+        finally:
+            own.stop()
+            if process.poll() is None:
+                process.terminate()
+                process.wait(timeout=30)
+    peaks = own.peaks_mib()
+    peaks["run"] = round(parent.hwm_kib / 1024, 1)
+    roles = {name.split(":", 1)[1] for name in peaks if name.startswith("run:")}
+    missing = {"crawl", "report-server", "job", "sink", "notify"} - roles
+    if process.returncode not in (0, None) or missing:
+        raise RuntimeError(f"yuqing run: exit {process.returncode}, never saw {sorted(missing) or 'nothing'} "
+                           f"running; see {log}")
+    return {"full_run_peak_rss_mib": peaks,
+            "full_run_sum_of_peaks_mib": round(sum(peaks.values()), 1),
+            "full_run_simultaneous_rss_mib": round((own.simultaneous_peak_kib + parent.hwm_kib) / 1024, 1),
+            "full_run_s": duration_s}
+
+
+class _SelfOnly:
+    """Peak RSS of one process alone (not its children)."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.hwm_kib = 0
+        self.started = time.monotonic()
+
+    def sample(self) -> None:
+        status = read_status_kib(self.pid)
+        if status:
+            self.hwm_kib = max(self.hwm_kib, status["VmHWM"])

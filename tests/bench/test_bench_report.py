@@ -21,9 +21,10 @@ def test_percentile_of_nothing_is_an_error():
 
 
 def test_targets_pass_fail_and_not_run():
-    rows = {r["key"]: r for r in report.target_rows({"posts_per_s": 12_000.0, "detection_p95_s": 5.5})}
+    rows = {r["key"]: r for r in report.target_rows({"posts_per_s": 12_000.0, "window_close_to_page_p95_s": 5.5, "live_post_to_page_p95_s": 9.0})}
     assert rows["posts_per_s"]["pass"] is True
-    assert rows["detection_p95_s"]["pass"] is False
+    assert rows["window_close_to_page_p95_s"]["pass"] is False
+    assert rows["live_post_to_page_p95_s"]["pass"] is True
     assert rows["stack_peak_rss_mib"]["pass"] is None
     text = report.render({"posts_per_s": 9_999.0, "stack_peak_rss_mib": 3000.0, "peak_rss_mib": {"kafka": 500.0}})
     assert "FAIL" in text and "PASS" in text and "not run" in text and "peak RSS kafka" in text
@@ -41,14 +42,15 @@ def test_metric_sum_reads_prometheus_text():
 
 def test_command_line():
     args = parse_args(["--only", "resources", "--posts", "5000"])
-    assert args.phases == {"resources", "throughput", "latency"} and args.posts == 5000
-    assert parse_args([]).phases == {"throughput", "latency", "resources", "floor", "sentiment"}
+    assert args.phases == {"resources", "throughput", "latency", "live"} and args.posts == 5000
+    assert {"throughput", "latency", "live", "resources", "floor", "sentiment"} <= parse_args([]).phases
+    assert parse_args(["--only", "live", "--feed-s", "10"]).feed_s == 10.0
     assert parse_args(["--only", "floor"]).phases == {"floor"}
     job = parse_args(["--parallelism", "2", "--python-worker", "process"])
     assert (job.parallelism, job.python_worker) == (2, "process")
     assert (parse_args([]).parallelism, parse_args([]).python_worker) == (1, "loopback")
     for bad in (["--only", "speed"], ["--posts", "0"], ["--burst", "10"], ["--parallelism", "0"],
-                ["--python-worker", "thread"]):
+                ["--python-worker", "thread"], ["--feed-s", "1"]):
         with pytest.raises(SystemExit) as exc:
             parse_args(bad)
         assert exc.value.code == 2
@@ -75,3 +77,25 @@ def test_machine_info_reads_the_first_processor(tmp_path):
     assert "machine" in report.render({"machine": info}) and "Test CPU (2,600 MHz)" in report.render({"machine": info})
     missing = machine_info(tmp_path / "absent")  # not Linux: the rest still recorded
     assert "cpu_model" not in missing and missing["cpus"] >= 1
+
+
+def test_compare_assessments_catches_a_changed_field_a_missing_window_and_ignores_provisional():
+    from bench.throughput import compare_assessments
+    from scoring.risk import Assessment
+
+    def made(end_ms: int, score: float, level: str = "low") -> Assessment:
+        return Assessment(brand="快送", category="privacy", window_start_ms=end_ms - 600_000, window_end_ms=end_ms,
+                          posts=12, negative_ratio=0.5, influence=0.2, severity=0.4, volatility=0.1,
+                          risk_score=score, level=level, raw_level=level, first_detected_ms=None)
+
+    reference = [made(1_800_000_000_000, 0.31), made(1_800_000_060_000, 0.33)]
+    same = [a.to_dict() for a in reference]
+    provisional = dict(made(1_800_000_120_000, 0.7, "high").to_dict(), provisional=True)
+    ok = compare_assessments(reference, same + [provisional])
+    assert ok["assessments_differing"] == 0 and ok["assessments_closed"] == 2 and ok["assessments_provisional"] == 1
+    changed = [same[0], dict(same[1], risk_score=0.34)]
+    bad = compare_assessments(reference, changed)
+    assert bad["assessments_differing"] == 1
+    assert bad["assessments_difference_examples"][0]["field"] == "risk_score"
+    assert compare_assessments(reference, same[:1])["assessments_differing"] == 1
+    assert compare_assessments(reference, same + same[1:])["assessments_differing"] == 1  # a duplicate

@@ -68,3 +68,22 @@ def test_cpu_meter_sums_trees_between_marks_and_keeps_exited_processes(tmp_path)
     assert got["job"] == round((200 + 400) / CLOCK_TICKS, 2)
     assert got["job/python"] == round(200 / CLOCK_TICKS, 2) and got["job/java"] == round(400 / CLOCK_TICKS, 2)
     assert got["kafka"] == round(10 / CLOCK_TICKS, 2) and "kafka/java" not in got  # one process: no split
+
+
+def test_a_full_run_is_sampled_per_child_by_its_yuqing_role(tmp_path):
+    """`yuqing run`'s children are named by their subcommand; the run process itself is a
+    root of its own, so its children's memory is not counted twice."""
+    from bench.resources import run_roots, yuqing_role
+
+    proc = fake_proc(tmp_path, {100: (1, 50, 50), 101: (100, 900, 800), 102: (101, 3000, 2900),
+                                103: (100, 80, 80), 104: (100, 70, 70), 200: (1, 1500, 1400)})
+    for pid, args in {100: ["python", "-m", "yuqing", "run", "--plain"], 101: ["python", "-m", "yuqing", "job", "run"],
+                      102: ["java", "-cp", "x"], 103: ["/venv/bin/yuqing", "report-server"],
+                      104: ["python", "-m", "yuqing", "crawl", "--jsonl", "s.jsonl"]}.items():
+        (proc / str(pid) / "cmdline").write_bytes(b"\0".join(a.encode() for a in args) + b"\0")
+    assert yuqing_role(101, proc) == "job" and yuqing_role(102, proc) is None and yuqing_role(103, proc) == "report-server"
+    roots = run_roots(lambda: {"kafka": 200}, 100, proc)()
+    assert roots == {"kafka": 200, "run": 100, "run:job": 101, "run:report-server": 103, "run:crawl": 104}
+    sampler = RssSampler(lambda: {k: v for k, v in roots.items() if k != "run"}, proc=proc)
+    sampler.sample()
+    assert sampler.peaks_mib()["run:job"] == round((900 + 3000) / 1024, 1)
