@@ -44,3 +44,49 @@ def test_key_rows_carry_every_feature_column():
     assert "UNNEST(keys)" in sql and "WHERE kind = 'S'" in sql and "slide_pos" in sql
     for name, _ in FEATURE_COLUMNS:
         assert f"`{name}`" in sql
+
+
+def test_early_firing_adds_a_processing_time_window_over_recent_rows_only():
+    from scoring.job import recent_rows_sql
+
+    ids = key_ids(load_watchlist(WATCHLIST))
+    cfg = JobConfig(watchlist_path=str(WATCHLIST), early_fire_s=5)
+    sql = window_sql(cfg, ids)
+    closed, provisional = sql.split(" UNION ALL ")
+    assert "DESCRIPTOR(ts)" in closed and "0 AS provisional" in closed
+    assert "TABLE(HOP(TABLE recent_key_rows, DESCRIPTOR(pt), INTERVAL '0 00:00:05' DAY TO SECOND, " \
+           "INTERVAL '0 00:10:00' DAY TO SECOND))" in provisional and "1 AS provisional" in provisional
+    assert "CURRENT_TIMESTAMP - INTERVAL '0 00:10:00' DAY TO SECOND" in recent_rows_sql(cfg)
+    off = window_sql(JobConfig(watchlist_path=str(WATCHLIST), early_fire_s=0), ids)
+    assert "UNION" not in off and "DESCRIPTOR(pt)" not in off
+
+
+def test_event_time_is_bounded_by_the_clock_in_the_watermarked_column():
+    from yuqing.config import Settings
+    from scoring.job import event_time_sql, kafka_source_ddl
+
+    bound = "CAST(CURRENT_TIMESTAMP + INTERVAL '0 00:05:00' DAY TO SECOND AS TIMESTAMP_LTZ(3))"
+    assert event_time_sql("rts", 300) == f"CASE WHEN rts > {bound} THEN {bound} ELSE rts END"
+    assert event_time_sql("rts", 0) == "rts"
+    ddl = kafka_source_ddl(Settings(), JobConfig(watchlist_path=str(WATCHLIST)), "g", bounded=False)
+    assert f"ts AS CASE WHEN rts > {bound}" in ddl and "WATERMARK FOR ts AS ts - " in ddl
+    assert "rts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp'" in ddl
+
+
+def test_job_settings_from_the_environment_are_checked(monkeypatch):
+    import pytest
+
+    from yuqing.config import Settings
+
+    monkeypatch.setenv("YUQING_JOB_EARLY_FIRE_S", "2")
+    monkeypatch.setenv("YUQING_JOB_MAX_AHEAD_S", "60")
+    cfg = JobConfig.build(Settings(), WATCHLIST)
+    assert (cfg.early_fire_s, cfg.max_ahead_s) == (2, 60)
+    for name, value, message in (("YUQING_JOB_EARLY_FIRE_S", "soon", "whole seconds"),
+                                 ("YUQING_JOB_MAX_AHEAD_S", "-1", r"0 \(off\) or positive"),
+                                 ("YUQING_JOB_EARLY_FIRE_S", "7", "must divide the window size")):
+        monkeypatch.setenv("YUQING_JOB_EARLY_FIRE_S", "2")
+        monkeypatch.setenv("YUQING_JOB_MAX_AHEAD_S", "60")
+        monkeypatch.setenv(name, value)
+        with pytest.raises(ValueError, match=message):
+            JobConfig.build(Settings(), WATCHLIST)

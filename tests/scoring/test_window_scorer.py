@@ -1,8 +1,9 @@
 """The job's keyed window scorer, driven directly with in-memory Flink state.
 
 The live-job tests (test_job.py) prove job == engine end to end; these pin the state
-handling they cannot reach: windows that arrive out of order, and a key whose state was
-written by an earlier release (waiting windows inside the key's state).
+handling they cannot reach: windows that arrive out of order, a key whose state was
+written by an earlier release (waiting windows inside the key's state), and early firing
+(provisional rows of an open window: docs/risk-model.md, "Early firing").
 """
 from __future__ import annotations
 
@@ -128,7 +129,7 @@ def test_windows_arriving_out_of_order_are_scored_in_order_once_due(scorer):
     ws, ctx, cfg = scorer
     ends = [T0 + 3 * SLIDE_MS, T0 + SLIDE_MS, T0 + 2 * SLIDE_MS]
     for end in ends:
-        ws.process_element(_Row(window_row(end, 5, cfg.window_slides)), ctx)
+        assert list(ws.process_element(_Row(window_row(end, 5, cfg.window_slides)), ctx)) == []
     assert set(ends) <= ctx.timers
     assert fire(ws, ctx, T0) == []  # nothing due yet
     scored = fire(ws, ctx, T0 + 2 * SLIDE_MS)
@@ -146,9 +147,92 @@ def test_state_of_an_earlier_release_with_waiting_windows_inside_is_migrated(sco
     for row in old:  # what process_element stored before the waiting windows had a state of their own
         row["last_slide_posts"] = 0
     ctx.states[0].update(json.dumps({"pending": old}))
-    ws.process_element(_Row(window_row(T0 + 3 * SLIDE_MS, 11, cfg.window_slides)), ctx)
+    list(ws.process_element(_Row(window_row(T0 + 3 * SLIDE_MS, 11, cfg.window_slides)), ctx))
     assert [a["posts"] for a in fire(ws, ctx, T0 + SLIDE_MS)] == [7]
     state = json.loads(ctx.states[0].value())
     assert "pending" not in state and state["last_end"] == T0 + SLIDE_MS
     assert sorted(ctx.states[1].keys()) == [T0 + 2 * SLIDE_MS, T0 + 3 * SLIDE_MS]  # moved, not lost
     assert [a["posts"] for a in fire(ws, ctx, T0 + 3 * SLIDE_MS)] == [9, 11]
+
+
+def crisis_row(end_ms: int, slides: int, posts: int = 400, provisional: int = 0) -> dict:
+    """A window of a spreading crisis: negative, media and big-V posts on six platforms,
+    legal and hot-search words."""
+    row = window_row(end_ms, posts, slides)
+    row.update(negative_posts=posts * 9 // 10, neg_intensity_sum=posts * 800, distinct_platforms=6,
+               media_posts=posts // 10, kol_posts=posts // 10, big_posts=posts // 10, engagement_sum=posts * 500,
+               max_followers=30_000_000, max_reach=50_000_000, legal_hits=posts // 5, trending_hits=posts // 4,
+               provisional=provisional)
+    return row
+
+
+def early(ws, ctx, row):
+    """process_element of a provisional row: (assessments, alerts) it emitted."""
+    out = list(ws.process_element(_Row(row), ctx))
+    return ([json.loads(o) for o in out if isinstance(o, str)],
+            [json.loads(o[1]) for o in out if isinstance(o, tuple)])
+
+
+def reference_level(row: dict, cfg) -> str:
+    """What the engine's score_window says of the row on a fresh key (no hard-coded level)."""
+    from scoring.engine import KeyState, score_window
+    from scoring.features import WindowStats
+    from scoring.risk import load_playbooks, load_risk_config
+    from scoring.watchlist import load_watchlist
+
+    values = {k: v for k, v in row.items() if not k.startswith("slide_posts_") and k not in ("example", "provisional")}
+    assessment, _, _ = score_window(WindowStats.from_row(values), KeyState(), load_watchlist(WATCHLIST),
+                                    load_risk_config(None), load_playbooks())
+    return assessment.raw_level
+
+
+def test_a_provisional_raise_pages_once_marked_and_leaves_the_baseline_alone(scorer):
+    ws, ctx, cfg = scorer
+    fired = T0 + 25_000  # processing time of an early firing, inside the slide ending T0 + 60 s
+    row = crisis_row(fired, cfg.window_slides, provisional=1)
+    assert reference_level(row, cfg) == "high"
+    assessments, alerts = early(ws, ctx, row)
+    assert [(a["level"], a["provisional"]) for a in assessments] == [("high", True)]
+    from scoring.risk import format_ms
+
+    assert assessments[0]["window_end"] == format_ms(T0 + SLIDE_MS)  # the event-time window that closes next
+    assert [(a["event"], a["level"], a["previous_level"], a["provisional"]) for a in alerts] == [
+        ("raised", "high", "low", True)]
+    state = json.loads(ctx.states[0].value())
+    from scoring.engine import KeyState
+    assert KeyState.from_dict(state.get("key")) == KeyState()  # baseline, history, hysteresis untouched
+    assert state["provisional"]["level"] == "high" and not ctx.timers
+    # the next early firing of the same open window: already paged at that level
+    assert early(ws, ctx, crisis_row(fired + 5_000, cfg.window_slides, posts=500, provisional=1)) == ([], [])
+
+
+def test_the_closed_window_confirms_a_provisional_raise(scorer):
+    ws, ctx, cfg = scorer
+    early(ws, ctx, crisis_row(T0 + 25_000, cfg.window_slides, provisional=1))
+    list(ws.process_element(_Row(crisis_row(T0 + SLIDE_MS, cfg.window_slides)), ctx))
+    outs = list(ws.on_timer(T0 + SLIDE_MS, ctx))
+    assessments = [json.loads(o) for o in outs if isinstance(o, str)]
+    alerts = [json.loads(o[1]) for o in outs if isinstance(o, tuple)]
+    assert [(a["level"], a.get("provisional")) for a in assessments] == [("high", None)]
+    assert [(a["event"], a["level"], a.get("withdrawn")) for a in alerts] == [("raised", "high", None)]
+    assert "provisional" not in json.loads(ctx.states[0].value())
+
+
+def test_a_provisional_raise_the_closed_window_does_not_bear_out_is_withdrawn(scorer):
+    ws, ctx, cfg = scorer
+    early(ws, ctx, crisis_row(T0 + 25_000, cfg.window_slides, provisional=1))
+    calm = window_row(T0 + SLIDE_MS, 3, cfg.window_slides)
+    assert reference_level(calm, cfg) == "low"
+    list(ws.process_element(_Row(calm), ctx))
+    outs = list(ws.on_timer(T0 + SLIDE_MS, ctx))
+    alerts = [json.loads(o[1]) for o in outs if isinstance(o, tuple)]
+    assert [(a["event"], a["level"], a["previous_level"], a["provisional"], a["withdrawn"]) for a in alerts] == [
+        ("lowered", "low", "high", True, True)]
+    assert "provisional" not in json.loads(ctx.states[0].value())
+
+
+def test_an_early_firing_of_a_window_already_closed_is_ignored(scorer):
+    ws, ctx, cfg = scorer
+    list(ws.process_element(_Row(window_row(T0 + SLIDE_MS, 3, cfg.window_slides)), ctx))
+    fire(ws, ctx, T0 + SLIDE_MS)
+    assert early(ws, ctx, crisis_row(T0 + 25_000, cfg.window_slides, provisional=1)) == ([], [])
