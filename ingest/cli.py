@@ -185,14 +185,14 @@ def run_crawl(args: argparse.Namespace) -> int:
 
 
 def run_report_server(args: argparse.Namespace) -> int:
-    from ingest.report import ReportServer, parse_networks
+    from ingest.report import ReportServer, check_settings
     from ingest.report_auth import TokenError, load_registry
     from yuqing.cli import CommandError
 
     settings = _settings()
     try:
         tokens = load_registry(str(args.tokens_file or settings.report.tokens_file or ""))
-        parse_networks(settings.report.trusted_proxies)
+        check_settings(settings.report)
     except (TokenError, ValueError) as exc:
         raise CommandError(str(exc)) from None
     host = args.host or settings.report.host

@@ -268,6 +268,18 @@ def parse_networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Net
     return tuple(out)
 
 
+def check_settings(s: ReportSettings) -> None:
+    """One-line ValueError naming the first report.* setting that cannot work."""
+    for key in ("token_rate_per_s", "address_rate_per_s", "request_deadline_s"):
+        if not getattr(s, key) > 0:
+            raise ValueError(f"report.{key}: must be > 0, got {getattr(s, key)}")
+    for key in ("token_burst", "address_burst", "address_connections", "max_connections", "max_body_bytes",
+                "workers", "max_future_s", "max_age_s"):
+        if getattr(s, key) < 1:
+            raise ValueError(f"report.{key}: must be >= 1, got {getattr(s, key)}")
+    parse_networks(s.trusted_proxies)
+
+
 def _in(address: str, networks: tuple) -> bool:
     try:
         ip = ipaddress.ip_address(address)
@@ -317,6 +329,7 @@ class ReportServer:
                                ["by"], registry=registry)
         self.clock = clock
         self.monotonic = monotonic
+        check_settings(s)
         self.address_limiter = RateLimiter(s.address_rate_per_s, s.address_burst)
         self.trusted_proxies = parse_networks(s.trusted_proxies)
         self.token_limiter = RateLimiter(s.token_rate_per_s, s.token_burst)

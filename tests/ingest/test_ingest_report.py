@@ -437,6 +437,9 @@ def test_command_refuses_to_start_without_tokens(tmp_path):
     done = subprocess.run([sys.executable, "-m", "yuqing", "report-server", "--tokens-file", str(path)], env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "burst must be a positive integer" in done.stderr and OA_TOKEN not in done.stderr
+    done = subprocess.run([sys.executable, "-m", "yuqing", "report-server"], capture_output=True, text=True, timeout=60,
+                          env={**env, "YUQING_REPORT_TOKENS": f"oa:{OA_TOKEN}", "YUQING_REPORT_WORKERS": "0"})
+    assert done.returncode == 1 and "report.workers: must be >= 1, got 0" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_command_serves_with_env_tokens(kafka_bootstrap, kafka_topic, topic_reader):
