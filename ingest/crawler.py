@@ -14,10 +14,12 @@ sources are polled as usual.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,6 +35,7 @@ from ingest.times import future_reason
 from yuqing.post import Post, Rejected, parse_post
 
 DLQ_RAW_LIMIT = 128 * 1024
+REJECTS_REMEMBERED = 10_000  # per source
 
 
 class Sink(Protocol):
@@ -114,6 +117,9 @@ class Crawler:
         if self.deduper is None:
             self.deduper = Deduper(path=Path(self.state_dir) / "dedup.json")
         self.health: dict[str, SourceHealth] = {source.name: SourceHealth() for source in self.sources}
+        # rejects already dead-lettered, per source: a dateless feed entry seen on every poll is
+        # dead-lettered once per process, not once per poll
+        self._rejected_seen: dict[str, OrderedDict[str, None]] = {}
 
     def _failed(self, source: str, result: PollResult, status: str, message: str) -> None:
         result.error = message
@@ -178,6 +184,8 @@ class Crawler:
                 added: list[Post] = []
                 rejected = 0
                 fetched_at = self.clock()
+                seen = self._rejected_seen.setdefault(source.name, OrderedDict())
+                new_rejects: list[str] = []
                 try:
                     for item in page.items:
                         result.fetched += 1
@@ -188,7 +196,13 @@ class Crawler:
                             checked = Rejected(reason=f"item could not be checked: {type(exc).__name__}: {exc}",
                                                raw=item.raw)
                         if isinstance(checked, Rejected):
+                            key = hashlib.sha1(checked.raw).hexdigest()
+                            if key in seen:
+                                result.duplicates += 1
+                                self.metrics.duplicates.labels(source.name, "rejected").inc()
+                                continue
                             self._dead_letter(checked.reason, checked.raw, source.name)
+                            new_rejects.append(key)
                             rejected += 1
                             continue
                         duplicate = dedup.check(checked)
@@ -213,6 +227,10 @@ class Crawler:
                         dedup.forget(post)  # so the next poll sends them again
                     self.metrics.produce_failures.labels(source.name).inc(exc.failed or 1)
                     raise
+                for key in new_rejects:  # only once they are safely in the DLQ
+                    seen[key] = None
+                while len(seen) > REJECTS_REMEMBERED:
+                    seen.popitem(last=False)
                 result.produced += len(added)
                 result.rejected += rejected
                 self.metrics.produced.labels(source.name).inc(len(added))

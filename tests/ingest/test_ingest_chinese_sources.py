@@ -254,7 +254,7 @@ def test_a_failing_source_does_not_stop_the_others_and_reports_its_health(web, t
     first = crawler.run_once()
     second = crawler.run_once()
     assert [r.error is None for r in first] == [False, True]
-    assert first[1].produced == len(TIME_ITEMS) and second[1].duplicates == len(TIME_ITEMS)
+    assert first[1].produced == len(TIME_ITEMS) and second[1].duplicates == len(TIME_ITEMS) + len(BAD_TIMES)
     assert "ZeroDivisionError: division by zero in a parser" in second[0].error
     health = crawler.health["broken"]
     assert health.consecutive_failures == 2 and health.last_success is None
@@ -304,3 +304,17 @@ def test_a_guid_that_is_no_address_is_not_taken_for_the_url(web):
     web.add("/g", feed, "application/rss+xml")
     (post,) = posts_of(fetch_all({"name": "g", "type": "rss", "url": web.url("/g")}))
     assert post["id"] == "news:12345" and "url" not in post
+
+
+def test_a_reject_seen_on_every_poll_is_dead_lettered_once(web, tmp_path):
+    raw = serve_times(web)
+    sink = PreviewSink(tmp_path / "posts.jsonl", tmp_path / "rejects.jsonl")
+    crawler = Crawler([build_source(raw, "sources[0]")], sink,
+                      HttpClient(HttpConfig(retries=0, min_interval_s=0, allow_private_networks=LOOPBACK)),
+                      tmp_path / "state", clock=lambda: FETCHED, log=lambda _m: None)
+    (first,) = crawler.run_once()
+    (second,) = crawler.run_once()
+    sink.close()
+    assert first.rejected == len(BAD_TIMES) and second.rejected == 0
+    assert second.duplicates == len(TIME_ITEMS) + len(BAD_TIMES)
+    assert len((tmp_path / "rejects.jsonl").read_text().splitlines()) == len(BAD_TIMES)
