@@ -35,10 +35,76 @@ class KafkaSettings:
     assessments_topic: str = "risk.assessments"
     alerts_topic: str = "alerts"
     request_timeout_s: float = 15.0
+    # Listener authentication (a Strimzi listener with SCRAM-SHA-512, say): PLAINTEXT, SSL,
+    # SASL_PLAINTEXT or SASL_SSL; the SASL user and password (Strimzi's KafkaUser Secret) and
+    # the CA of the broker certificates (PEM file) for SSL. Every Kafka client of Yuqing takes
+    # them through the *_options() adapters below.
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = ""  # SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN
+    sasl_username: str = ""
+    sasl_password: str = ""
+    ssl_cafile: str = ""
 
     @property
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
+
+    def check_auth(self) -> None:
+        """One-line ConfigError for an auth setting that cannot work."""
+        if self.security_protocol not in KAFKA_PROTOCOLS:
+            raise ConfigError(f"kafka.security_protocol: {self.security_protocol!r} is not one of {', '.join(KAFKA_PROTOCOLS)}")
+        sasl = self.security_protocol.startswith("SASL_")
+        if sasl:
+            if self.sasl_mechanism not in KAFKA_SASL_MECHANISMS:
+                raise ConfigError(f"kafka.sasl_mechanism: {self.sasl_mechanism!r} is not one of "
+                                  f"{', '.join(KAFKA_SASL_MECHANISMS)} (needed with {self.security_protocol})")
+            if not self.sasl_username or not self.sasl_password:
+                raise ConfigError("kafka.sasl_username and kafka.sasl_password are required with "
+                                  f"{self.security_protocol} (YUQING_KAFKA_SASL_USERNAME / _PASSWORD)")
+        elif self.sasl_mechanism or self.sasl_username or self.sasl_password:
+            raise ConfigError(f"kafka.sasl_* are set but kafka.security_protocol is {self.security_protocol}: "
+                              "use SASL_SSL (or SASL_PLAINTEXT)")
+        if self.ssl_cafile and not self.security_protocol.endswith("SSL"):
+            raise ConfigError(f"kafka.ssl_cafile is set but kafka.security_protocol is {self.security_protocol}")
+        if '"' in self.sasl_username + self.sasl_password or "\\" in self.sasl_username + self.sasl_password:
+            raise ConfigError("kafka.sasl_username/sasl_password: no double quote or backslash (JAAS quoting)")
+
+    def kafka_python_options(self) -> dict[str, Any]:
+        """Keyword arguments for kafka-python's clients (KafkaProducer, KafkaConsumer, admin)."""
+        out: dict[str, Any] = {"security_protocol": self.security_protocol}
+        if self.security_protocol.startswith("SASL_"):
+            out.update(sasl_mechanism=self.sasl_mechanism, sasl_plain_username=self.sasl_username,
+                       sasl_plain_password=self.sasl_password)
+        if self.ssl_cafile:
+            out["ssl_cafile"] = self.ssl_cafile
+        return out
+
+    def librdkafka_options(self) -> dict[str, str]:
+        """Configuration entries for confluent-kafka (librdkafka)."""
+        out = {"security.protocol": self.security_protocol.lower()}
+        if self.security_protocol.startswith("SASL_"):
+            out.update({"sasl.mechanism": self.sasl_mechanism, "sasl.username": self.sasl_username,
+                        "sasl.password": self.sasl_password})
+        if self.ssl_cafile:
+            out["ssl.ca.location"] = self.ssl_cafile
+        return out
+
+    def java_client_properties(self) -> dict[str, str]:
+        """Kafka client properties for the JVM (Flink's Kafka connector: prefix `properties.`)."""
+        out = {"security.protocol": self.security_protocol}
+        if self.security_protocol.startswith("SASL_"):
+            module = ("org.apache.kafka.common.security.plain.PlainLoginModule" if self.sasl_mechanism == "PLAIN"
+                      else "org.apache.kafka.common.security.scram.ScramLoginModule")
+            out.update({"sasl.mechanism": self.sasl_mechanism,
+                        "sasl.jaas.config": f'{module} required username="{self.sasl_username}" '
+                                            f'password="{self.sasl_password}";'})
+        if self.ssl_cafile:
+            out.update({"ssl.truststore.type": "PEM", "ssl.truststore.location": self.ssl_cafile})
+        return out
+
+
+KAFKA_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+KAFKA_SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
 
 
 @dataclass(frozen=True)
@@ -277,6 +343,7 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
         settings = replace(settings, clickhouse=replace(
             settings.clickhouse, secrets_dir=str(settings.state_dir / "secrets" / "clickhouse")))
     _check_ports_distinct(settings)
+    settings.kafka.check_auth()
     return settings
 
 

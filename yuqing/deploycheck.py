@@ -17,7 +17,7 @@ import argparse
 import json
 import re
 import sys
-from dataclasses import fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -535,6 +535,8 @@ def reference_problems(docs: list[dict], generated: list[dict] = ()) -> list[str
         if meta.get("namespace") not in (None, NAMESPACE):
             problems.append(f"{doc.get('_file')}: {key[0]}/{key[2]} is in namespace {meta['namespace']}, not {NAMESPACE}")
     configmaps, secrets = by_kind.get("ConfigMap", set()), by_kind.get("Secret", set())
+    # Secrets the operators write: Strimzi's cluster CA and one per KafkaUser (its password)
+    secrets = secrets | by_kind.get("KafkaUser", set()) | {f"{k}-cluster-ca-cert" for k in by_kind.get("Kafka", set())}
     cm_data = {d["metadata"]["name"]: d.get("data") or {} for d in docs if d.get("kind") == "ConfigMap"}
     pod_labels: list[dict] = []
     for doc in docs:
@@ -589,6 +591,165 @@ def reference_problems(docs: list[dict], generated: list[dict] = ()) -> list[str
             if cluster not in by_kind.get("Kafka", set()):
                 problems.append(f"{where}: label strimzi.io/cluster={cluster!r} names no Kafka")
     return problems
+
+
+def container_env(doc: Mapping[str, Any], container: Mapping[str, Any], docs: list[dict]) -> dict[str, str]:
+    """A container's environment as the pod would get it: envFrom ConfigMaps, then env.
+    Values from Secrets become `<secret:NAME/KEY>`, so checks can see where they come from."""
+    cm_data = {d["metadata"]["name"]: d.get("data") or {} for d in docs if d.get("kind") == "ConfigMap"}
+    env: dict[str, str] = {}
+    for ef in container.get("envFrom") or []:
+        if "configMapRef" in ef:
+            env.update({k: str(v) for k, v in cm_data.get(ef["configMapRef"]["name"], {}).items()})
+    for e in container.get("env") or []:
+        ref = (e.get("valueFrom") or {}).get("secretKeyRef")
+        env[e["name"]] = f"<secret:{ref['name']}/{ref['key']}>" if ref else str(e.get("value", ""))
+    return env
+
+
+def yuqing_containers(docs: list[dict]) -> list[tuple[str, dict, dict]]:
+    """(where, pod labels, environment) of every container that runs Yuqing code."""
+    out = []
+    for doc in docs:
+        for pod, labels in _pod_specs(doc):
+            for c in pod.get("containers") or []:
+                if str(c.get("image", "")).startswith("yuqing/") or (
+                        doc["kind"] == "FlinkDeployment" and c.get("name") == "flink-main-container"):
+                    out.append((f"{doc.get('_file')}: {doc['kind']}/{doc['metadata']['name']}", labels,
+                                container_env(doc, c, docs)))
+    return out
+
+
+def kafka_auth_problems(docs: list[dict]) -> list[str]:
+    """Kafka takes only authenticated clients, and every Yuqing container is one of its users."""
+    problems = []
+    users = {d["metadata"]["name"]: d for d in docs if d.get("kind") == "KafkaUser"}
+    topics = {(d.get("spec") or {}).get("topicName") or d["metadata"]["name"] for d in docs if d.get("kind") == "KafkaTopic"}
+    for doc in (d for d in docs if d.get("kind") == "Kafka"):
+        for listener in doc["spec"]["kafka"].get("listeners") or []:
+            where = f"{doc.get('_file')}: Kafka/{doc['metadata']['name']} listener {listener['name']}"
+            if (listener.get("authentication") or {}).get("type") not in ("scram-sha-512", "tls"):
+                problems.append(f"{where}: no authentication (scram-sha-512 or tls)")
+            if not listener.get("tls"):
+                problems.append(f"{where}: tls is off (passwords and posts would cross the network in clear)")
+        if (doc["spec"]["kafka"].get("authorization") or {}).get("type") != "simple":
+            problems.append(f"{doc.get('_file')}: Kafka/{doc['metadata']['name']}: no authorization (ACLs of the KafkaUsers unused)")
+    for name, user in users.items():
+        for acl in ((user.get("spec") or {}).get("authorization") or {}).get("acls") or []:
+            res = acl["resource"]
+            if res["type"] == "topic" and res.get("patternType", "literal") == "literal" and res.get("name") not in topics:
+                problems.append(f"{user.get('_file')}: KafkaUser/{name}: ACL for topic {res.get('name')}, which is no KafkaTopic")
+            if "All" in acl["operations"] or res["type"] == "cluster":
+                problems.append(f"{user.get('_file')}: KafkaUser/{name}: ACL too broad ({res['type']} {acl['operations']})")
+    for where, labels, env in yuqing_containers(docs):
+        try:
+            settings = load_settings_from_env({k: v for k, v in env.items() if k.startswith("YUQING_")})
+        except Exception as exc:  # noqa: BLE001 - ConfigError: the message says which key
+            problems.append(f"{where}: its environment is no valid settings: {exc}")
+            continue
+        k = settings.kafka
+        if not k.security_protocol.startswith("SASL_"):
+            continue  # reported above if the broker wants authentication
+        if k.sasl_username not in users:
+            problems.append(f"{where}: kafka user {k.sasl_username!r} is no KafkaUser")
+        elif k.sasl_password != f"<secret:{k.sasl_username}/password>":
+            problems.append(f"{where}: YUQING_KAFKA_SASL_PASSWORD must come from Secret {k.sasl_username}, key password")
+        if labels.get("yuqing.io/kafka-client") != "true":
+            problems.append(f"{where}: a Kafka client without the label yuqing.io/kafka-client=\"true\" "
+                            "(the NetworkPolicies keep it away from Kafka)")
+    return problems
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One side of a connection for the NetworkPolicy check: a pod (labels, namespace,
+    named ports) or an address outside the cluster (ip only)."""
+
+    labels: Mapping[str, str] = field(default_factory=dict)
+    namespace: str | None = NAMESPACE  # None: not a pod (an address outside the cluster)
+    namespace_labels: Mapping[str, str] = field(default_factory=dict)
+    ip: str | None = None
+    ports: Mapping[str, int] = field(default_factory=dict)  # named container ports
+
+
+def selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
+    """Kubernetes label selector semantics (an empty selector matches everything)."""
+    selector = selector or {}
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr["key"], expr["operator"], expr.get("values") or []
+        if op == "In" and labels.get(key) not in values or op == "NotIn" and labels.get(key) in values:
+            return False
+        if op == "Exists" and key not in labels or op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def _peer_matches(peer: Mapping[str, Any], other: Endpoint, policy_ns: str) -> bool:
+    import ipaddress
+
+    if "ipBlock" in peer:
+        if other.ip is None:
+            return False
+        ip = ipaddress.ip_address(other.ip)
+        block = peer["ipBlock"]
+        return ip in ipaddress.ip_network(block["cidr"]) and not any(
+            ip in ipaddress.ip_network(e) for e in block.get("except") or [])
+    if other.namespace is None:
+        return False
+    if "namespaceSelector" in peer:
+        ns_labels = {**other.namespace_labels, "kubernetes.io/metadata.name": other.namespace}
+        if not selector_matches(peer["namespaceSelector"], ns_labels):
+            return False
+    elif other.namespace != policy_ns:
+        return False
+    return selector_matches(peer.get("podSelector"), other.labels) if "podSelector" in peer else True
+
+
+def _port_matches(rule_ports: list | None, port: int, protocol: str, dst: Endpoint) -> bool:
+    if not rule_ports:
+        return True
+    for p in rule_ports:
+        if p.get("protocol", "TCP") != protocol:
+            continue
+        value = p.get("port")
+        if value is None:
+            return True
+        number = dst.ports.get(value) if isinstance(value, str) else value
+        if number is not None and (number == port or number <= port <= p.get("endPort", number)):
+            return True
+    return False
+
+
+def flow_allowed(policies: list[Mapping[str, Any]], src: Endpoint, dst: Endpoint, port: int,
+                 protocol: str = "TCP") -> bool:
+    """Whether NetworkPolicies (all in NAMESPACE) let src open port/protocol on dst."""
+    def side(pod: Endpoint, direction: str, other: Endpoint) -> bool:
+        if pod.namespace != NAMESPACE:
+            return True  # not ours to restrict here
+        selecting = [p for p in policies
+                     if direction in (p["spec"].get("policyTypes") or ["Ingress"])
+                     and selector_matches(p["spec"].get("podSelector"), pod.labels)]
+        if not selecting:
+            return True  # not isolated in this direction
+        key, peers_key = ("egress", "to") if direction == "Egress" else ("ingress", "from")
+        for p in selecting:
+            for rule in p["spec"].get(key) or []:
+                peers = rule.get(peers_key)
+                if peers and not any(_peer_matches(peer, other, NAMESPACE) for peer in peers):
+                    continue
+                if _port_matches(rule.get("ports"), port, protocol, dst):
+                    return True
+        return False
+
+    return side(src, "Egress", dst) and side(dst, "Ingress", src)
+
+
+def load_settings_from_env(env: Mapping[str, str]) -> Settings:
+    from yuqing.config import load_settings
+
+    return load_settings(env=dict(env))
 
 
 def kafka_topic_problems(docs: list[dict], settings: Settings | None = None) -> list[str]:
@@ -751,6 +912,7 @@ def check_all() -> list[str]:
     docs = load_k8s()
     problems += [f"k8s: {p}" for p in reference_problems(docs, kustomize_generated())]
     problems += [f"k8s: {p}" for p in kafka_topic_problems(docs)]
+    problems += [f"k8s: {p}" for p in kafka_auth_problems(docs)]
     problems += [f"k8s: {p}" for p in schema_problems(docs)]
     problems += [f"deploy/{rel} is stale: run `python -m yuqing.deploycheck render`" for rel in stale_generated()]
     return problems

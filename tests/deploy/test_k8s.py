@@ -74,7 +74,8 @@ def test_no_broken_reference(docs):
 
 
 @pytest.mark.parametrize("mutate, expected", [
-    (lambda ds: one(ds, "Deployment", "yuqing-crawler")["spec"]["template"]["spec"]["volumes"][0]["configMap"].update(name="nope"),
+    (lambda ds: next(v for v in one(ds, "Deployment", "yuqing-crawler")["spec"]["template"]["spec"]["volumes"]
+                     if v["name"] == "config")["configMap"].update(name="nope"),
      "uses ConfigMap nope, which is not defined"),
     (lambda ds: one(ds, "Deployment", "yuqing-sink-clickhouse")["spec"]["template"]["spec"]["containers"][0]["env"][0]
      ["valueFrom"]["secretKeyRef"].update(name="gone"), "reads Secret gone"),
@@ -92,12 +93,134 @@ def test_reference_check_catches_each_kind_of_mistake(docs, mutate, expected):
     assert any(expected in p for p in problems), problems
 
 
-def test_yuqing_env_configmap_loads_as_valid_settings(docs):
+def test_yuqing_env_loads_as_valid_settings_in_every_container(docs):
+    containers = dc.yuqing_containers(docs)
+    assert len(containers) == 5  # crawler, report server, notify, sink, Flink job
+    for where, _labels, env in containers:
+        settings = load_settings(env={k: v for k, v in env.items() if k.startswith("YUQING_")})
+        assert settings.kafka.bootstrap == "yuqing-kafka-bootstrap:9093", where  # Strimzi's bootstrap service, TLS listener
+        assert settings.kafka.security_protocol == "SASL_SSL" and settings.kafka.sasl_mechanism == "SCRAM-SHA-512"
+        assert settings.kafka.ssl_cafile == "/etc/kafka-ca/ca.crt"
     env = one(docs, "ConfigMap", "yuqing-env")["data"]
-    settings = load_settings(env={k: v for k, v in env.items() if k.startswith("YUQING_")})
-    assert settings.kafka.bootstrap == "yuqing-kafka-bootstrap:9092"  # Strimzi's bootstrap service of Kafka `yuqing`
+    settings = load_settings(env={k: v for k, v in env.items() if k.startswith("YUQING_")} | {
+        "YUQING_KAFKA_SASL_USERNAME": "u", "YUQING_KAFKA_SASL_PASSWORD": "p"})
     assert settings.clickhouse.host == "clickhouse-yuqing"  # the Altinity service of CHI `yuqing`
     assert settings.kafka.raw_partitions == one(docs, "KafkaTopic", "posts.raw")["spec"]["partitions"]
+
+
+def test_kafka_takes_only_authenticated_users_with_narrow_acls(docs):
+    assert dc.kafka_auth_problems(docs) == []
+    users = {d["metadata"]["name"] for d in docs if d["kind"] == "KafkaUser"}
+    assert users == {"yuqing-crawler", "yuqing-report-server", "yuqing-job", "yuqing-sink", "yuqing-notify"}
+    by_user = {env["YUQING_KAFKA_SASL_USERNAME"]: where for where, _l, env in dc.yuqing_containers(docs)}
+    assert set(by_user) == users  # each process its own user
+    crawler = one(docs, "KafkaUser", "yuqing-crawler")["spec"]["authorization"]["acls"]
+    assert {a["resource"]["name"] for a in crawler} == {"posts.raw", "posts.dlq"}
+    assert all("Read" not in a["operations"] for a in crawler)  # producers read nothing
+    broken = copy.deepcopy(docs)
+    listener = one(broken, "Kafka")["spec"]["kafka"]["listeners"][0]
+    listener.pop("authentication")
+    listener["tls"] = False
+    one(broken, "Kafka")["spec"]["kafka"].pop("authorization")
+    one(broken, "KafkaUser", "yuqing-notify")["spec"]["authorization"]["acls"].append(
+        {"resource": {"type": "topic", "name": "alerts.typo"}, "operations": ["All"]})
+    sink = one(broken, "Deployment", "yuqing-sink-clickhouse")["spec"]["template"]
+    env = sink["spec"]["containers"][0]["env"]
+    next(e for e in env if e["name"] == "YUQING_KAFKA_SASL_PASSWORD")["valueFrom"]["secretKeyRef"]["name"] = "yuqing-job"
+    del sink["metadata"]["labels"]["yuqing.io/kafka-client"]
+    problems = dc.kafka_auth_problems(broken)
+    for expected in ("no authentication", "tls is off", "no authorization", "alerts.typo, which is no KafkaTopic",
+                     "ACL too broad", "must come from Secret yuqing-sink", "without the label yuqing.io/kafka-client"):
+        assert any(expected in p for p in problems), (expected, problems)
+
+
+def _pod(docs, kind, name) -> dc.Endpoint:
+    """The pod of a Deployment/Job: its template labels and named container ports."""
+    spec = one(docs, kind, name)["spec"]["template"]
+    ports = {p["name"]: p["containerPort"] for c in spec["spec"]["containers"] for p in c.get("ports") or [] if "name" in p}
+    return dc.Endpoint(labels=spec["metadata"].get("labels") or {}, ports=ports)
+
+
+def test_network_policies_open_exactly_the_pipeline_flows(docs):
+    policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
+    fd = one(docs, "FlinkDeployment")["spec"]["podTemplate"]
+    flink = dc.Endpoint(labels={**fd["metadata"]["labels"], "app": "yuqing-scoring", "component": "taskmanager"},
+                        ports={p["name"]: p["containerPort"] for p in fd["spec"]["containers"][0]["ports"]})
+    crawler, report = _pod(docs, "Deployment", "yuqing-crawler"), _pod(docs, "Deployment", "yuqing-report-server")
+    notify, sink = _pod(docs, "Deployment", "yuqing-notify"), _pod(docs, "Deployment", "yuqing-sink-clickhouse")
+    ddl = _pod(docs, "Job", "yuqing-clickhouse-ddl")
+    kafka = dc.Endpoint(labels={"strimzi.io/cluster": "yuqing", "strimzi.io/kind": "Kafka", "strimzi.io/name": "yuqing-kafka"})
+    entity_op = dc.Endpoint(labels={"strimzi.io/cluster": "yuqing", "strimzi.io/kind": "Kafka",
+                                    "strimzi.io/name": "yuqing-entity-operator"})
+    ch = dc.Endpoint(labels={"clickhouse.altinity.com/chi": "yuqing"})
+    keeper = dc.Endpoint(labels={"clickhouse-keeper.altinity.com/chk": "yuqing"})
+    am = dc.Endpoint(labels={"app.kubernetes.io/name": "alertmanager", "alertmanager": "yuqing"})
+    dns = dc.Endpoint(labels={"k8s-app": "kube-dns"}, namespace="kube-system")
+    prometheus = dc.Endpoint(labels={"app.kubernetes.io/name": "prometheus"}, namespace="monitoring")
+    operator = dc.Endpoint(labels={"name": "strimzi-cluster-operator"}, namespace="operators",
+                           namespace_labels={"yuqing.io/operators": "true"})
+    bi = dc.Endpoint(labels={"app": "grafana"}, namespace="bi", namespace_labels={"yuqing.io/analysts": "true"})
+    other_ns = dc.Endpoint(labels={"app": "shop"}, namespace="shop")
+    internet, metadata = dc.Endpoint(namespace=None, ip="203.0.113.10"), dc.Endpoint(namespace=None, ip="169.254.169.254")
+    private, vpn_analyst = dc.Endpoint(namespace=None, ip="10.1.2.3"), dc.Endpoint(namespace=None, ip="10.88.3.4")
+    allowed = [
+        (crawler, dns, 53, "UDP"), (sink, dns, 53, "TCP"), (flink, dns, 53, "UDP"),
+        (crawler, kafka, 9093), (report, kafka, 9093), (flink, kafka, 9093), (sink, kafka, 9093), (notify, kafka, 9093),
+        (crawler, internet, 443), (crawler, internet, 80), (internet, report, 18088),
+        (sink, ch, 9000), (ddl, ch, 9000), (ch, ch, 9009), (ch, keeper, 2181), (keeper, keeper, 9234),
+        (vpn_analyst, ch, 8123), (bi, ch, 9000), (operator, ch, 8123),
+        (am, notify, 19104), (notify, internet, 443), (am, internet, 443), (prometheus, am, 9093),
+        (prometheus, crawler, 19102), (prometheus, report, 18080), (prometheus, flink, 19101), (prometheus, flink, 19105),
+        (prometheus, sink, 19103), (prometheus, notify, 19104),
+        (flink, flink, 6122), (operator, flink, 8081), (flink, internet, 443),
+        (kafka, kafka, 9091), (entity_op, kafka, 9091), (operator, kafka, 9091), (entity_op, private, 443),
+    ]
+    denied = [
+        (internet, kafka, 9093), (other_ns, kafka, 9093), (internet, ch, 9000), (other_ns, ch, 8123),
+        (dc.Endpoint(namespace=None, ip="10.99.0.1"), ch, 8123),
+        (report, ch, 9000), (crawler, ch, 9000), (notify, ch, 8123), (flink, ch, 9000),
+        (crawler, metadata, 80), (crawler, private, 443), (notify, private, 443), (crawler, internet, 22),
+        (report, internet, 443), (sink, internet, 443),
+        (internet, notify, 19104), (other_ns, notify, 19104), (internet, report, 18080), (internet, flink, 8081),
+        (other_ns, flink, 8081), (crawler, kafka, 9091), (sink, kafka, 9092), (internet, am, 9093),
+        (internet, keeper, 2181), (sink, keeper, 2181), (crawler, notify, 19104),
+    ]
+    wrong = [f for f in allowed if not dc.flow_allowed(policies, *f)]
+    assert wrong == [], f"needed flows blocked: {wrong}"
+    wrong = [f for f in denied if dc.flow_allowed(policies, *f)]
+    assert wrong == [], f"flows that must stay closed are open: {wrong}"
+    # a pod no other policy names is shut by the default deny alone (and the check can tell)
+    stray = dc.Endpoint(labels={"app": "debug-shell"}, ports={"http": 8080})
+    assert not dc.flow_allowed(policies, stray, internet, 443) and not dc.flow_allowed(policies, internet, stray, 8080)
+    without = [p for p in policies if p["metadata"]["name"] != "default-deny"]
+    assert dc.flow_allowed(without, internet, stray, 8080)  # (its egress stays shut by allow-dns alone)
+
+
+def test_clickhouse_analyst_is_read_only_with_the_local_limits_and_only_from_its_network(docs):
+    from sinks.clickhouse.server_config import ANALYST_LIMITS
+
+    users = one(docs, "ClickHouseInstallation")["spec"]["configuration"]
+    profile = {k.split("/", 1)[1]: v for k, v in users["profiles"].items() if k.startswith(users["users"]["analyst/profile"] + "/")}
+    assert profile == ANALYST_LIMITS
+    policy = one(docs, "NetworkPolicy", "clickhouse-analysts")
+    cidrs = {peer["ipBlock"]["cidr"] for rule in policy["spec"]["ingress"] for peer in rule["from"] if "ipBlock" in peer}
+    assert cidrs and cidrs == set(users["users"]["analyst/networks/ip"])
+    assert "::/0" not in users["users"]["default/networks/ip"] and "0.0.0.0/0" not in users["users"]["default/networks/ip"]
+
+
+def test_flink_rest_takes_no_jars_and_cancels_nothing(docs):
+    conf = one(docs, "FlinkDeployment")["spec"]["flinkConfiguration"]
+    assert conf["web.submit.enable"] == "false" and conf["web.cancel.enable"] == "false"
+
+
+def test_report_tokens_and_clickhouse_passwords_come_from_secrets(docs):
+    envs = {where: env for where, _l, env in dc.yuqing_containers(docs)}
+    report = next(env for where, env in envs.items() if "yuqing-report-server" in where)
+    assert report["YUQING_REPORT_TOKENS"] == "<secret:yuqing-report-tokens/tokens>"
+    assert sum("YUQING_REPORT_TOKENS" in env for env in envs.values()) == 1
+    sink = next(env for where, env in envs.items() if "sink" in where)
+    assert sink["YUQING_CLICKHOUSE_PASSWORD"] == "<secret:yuqing-clickhouse/password>"
+    assert all("YUQING_CLICKHOUSE_PASSWORD" not in env for where, env in envs.items() if "sink" not in where)
 
 
 def test_kafka_is_kraft_with_node_pools_and_every_topic(docs):
