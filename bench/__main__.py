@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bench.harness import say
 
-PHASES = ("throughput", "latency", "live", "resources", "floor", "sentiment")
+PHASES = ("throughput", "latency", "live", "resources", "floor", "sentiment", "crawl")
 DEFAULT_JSON = Path(__file__).resolve().parent / "results.json"
 
 
@@ -34,7 +34,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="run only these: throughput, latency (window close -> page), live (a live "
                              "crisis: tipping post -> page), resources (= throughput + latency + live, "
                              "which are sampled), floor (the framework alone: bench/floor.py), "
-                             "sentiment (sentiment model and matcher speed; no stack)")
+                             "sentiment (sentiment model and matcher speed; no stack), "
+                             "crawl (crawl parsers, items/s per core, new beside the old; no stack)")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"results file (default {DEFAULT_JSON})")
     parser.add_argument("--trials", type=int, default=25, help="latency trials after one warm-up (default 25)")
     parser.add_argument("--burst", type=int, default=200, help="crisis posts per latency trial (default 200)")
@@ -155,6 +156,9 @@ def main(argv=None) -> int:
 
     results: dict = {"started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "argv": sys.argv[1:],
                      "machine": machine_info()}
+    if "crawl" in args.phases:
+        from bench import crawl
+        results.update(crawl.run())
     if "sentiment" in args.phases:
         results.update(sentiment_and_matcher())
     if args.phases & {"throughput", "latency", "live", "floor"}:
@@ -164,6 +168,8 @@ def main(argv=None) -> int:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     print(report.render(results))
+    if "crawl" in args.phases:
+        print("\n" + crawl.render(results))
     say(f"results written to {args.json}")
     missed = [r for r in results["targets"] if r["pass"] is False]
     if results.get("job_matches_plain_loop") is False:
