@@ -77,7 +77,8 @@ def _producer(args: argparse.Namespace, settings: Any, client_id: str, linger_ms
     try:
         return PostProducer(bootstrap, args.topic or settings.kafka.raw_topic,
                             args.dlq_topic or settings.kafka.dlq_topic,
-                            timeout_s=settings.kafka.request_timeout_s, client_id=client_id, linger_ms=linger_ms)
+                            timeout_s=settings.kafka.request_timeout_s, client_id=client_id, linger_ms=linger_ms,
+                            client_options=settings.kafka.kafka_python_options())
     except DeliveryError as exc:
         raise CommandError(f"{exc} (is the stack up? `yuqing stack up`)") from None
 

@@ -69,7 +69,7 @@ class Sent:
 
 class PostProducer:
     def __init__(self, bootstrap: str, topic: str, dlq_topic: str, *, timeout_s: float = 15.0,
-                 client_id: str = "yuqing-ingest", linger_ms: int = 20):
+                 client_id: str = "yuqing-ingest", linger_ms: int = 20, client_options: dict | None = None):
         self.topic = topic
         self.dlq_topic = dlq_topic
         self.timeout_s = timeout_s
@@ -85,6 +85,7 @@ class PostProducer:
                 request_timeout_ms=timeout_ms,
                 delivery_timeout_ms=2 * timeout_ms + linger_ms,
                 bootstrap_timeout_ms=timeout_ms,
+                **(client_options or {}),  # listener auth: KafkaSettings.kafka_python_options()
             )
         except KafkaError as exc:
             raise DeliveryError(f"cannot reach Kafka at {bootstrap}: {exc}") from None

@@ -161,7 +161,7 @@ def consume(settings: Settings, state: LiveState, stop: threading.Event, started
         settings.kafka.assessments_topic, settings.kafka.alerts_topic,
         bootstrap_servers=settings.kafka.bootstrap, group_id=f"yuqing-run-view-{uuid.uuid4().hex[:8]}",
         auto_offset_reset="latest", enable_auto_commit=False, consumer_timeout_ms=500,
-        request_timeout_ms=30_000)
+        request_timeout_ms=30_000, **settings.kafka.kafka_python_options())
     try:
         while not stop.is_set():
             for record in consumer:

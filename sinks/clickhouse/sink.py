@@ -98,6 +98,7 @@ class ClickHouseSink:
         timeout_ms = int(k.request_timeout_s * 1000)
         consumer = Consumer({
             "bootstrap.servers": k.bootstrap,
+            **k.librdkafka_options(),  # listener auth (SASL/TLS), if the settings ask for it
             "group.id": self.options.group_id,
             "client.id": "yuqing-sink-clickhouse",
             "enable.auto.commit": False,

@@ -97,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
         server = NotifyServer(
             config, default_metrics(), port=port,
             kafka_bootstrap=config.kafka.bootstrap or settings.kafka.bootstrap,
-            kafka_topic=config.kafka.topic or settings.kafka.alerts_topic)
+            kafka_topic=config.kafka.topic or settings.kafka.alerts_topic,
+            kafka_client_options=settings.kafka.kafka_python_options())
     except OSError as exc:
         raise CommandError(f"cannot listen on {config.host}:{port}: {exc.strerror or exc}") from None
     stop = threading.Event()

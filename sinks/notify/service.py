@@ -175,9 +175,10 @@ class NotifyService:
 class AlertConsumer:
     """Consumes the `alerts` topic in group yuqing-notify; commits after handing records on."""
 
-    def __init__(self, service: NotifyService, bootstrap: str, topic: str):
+    def __init__(self, service: NotifyService, bootstrap: str, topic: str, client_options: dict | None = None):
         self.service = service
         self.bootstrap = bootstrap
+        self.client_options = client_options or {}  # listener auth: KafkaSettings.kafka_python_options()
         self.topic = topic
         self.state = "starting"
         self._stop = threading.Event()
@@ -195,7 +196,7 @@ class AlertConsumer:
         while not self._stop.is_set():
             try:
                 return KafkaConsumer(
-                    self.topic, bootstrap_servers=self.bootstrap, group_id=cfg.group_id,
+                    self.topic, bootstrap_servers=self.bootstrap, group_id=cfg.group_id, **self.client_options,
                     auto_offset_reset=cfg.auto_offset_reset, enable_auto_commit=False,
                     request_timeout_ms=int(cfg.request_timeout_s * 1000) + 1000,
                     session_timeout_ms=10000, heartbeat_interval_ms=3000,
@@ -327,11 +328,12 @@ class NotifyServer:
     """The whole process: HTTP server + service + optional Kafka consumer."""
 
     def __init__(self, config: NotifyConfig, metrics: Metrics, *, port: int,
-                 kafka_bootstrap: str | None = None, kafka_topic: str | None = None):
+                 kafka_bootstrap: str | None = None, kafka_topic: str | None = None,
+                 kafka_client_options: dict | None = None):
         self.service = NotifyService(config, metrics)
         self.consumer = None
         if config.kafka.enabled and kafka_bootstrap and kafka_topic:
-            self.consumer = AlertConsumer(self.service, kafka_bootstrap, kafka_topic)
+            self.consumer = AlertConsumer(self.service, kafka_bootstrap, kafka_topic, kafka_client_options)
         state = (lambda: self.consumer.state) if self.consumer else (lambda: "disabled")
         self.httpd = ThreadingHTTPServer((config.host, port), make_handler(self.service, state))
         self.httpd.daemon_threads = True

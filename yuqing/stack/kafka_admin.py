@@ -15,6 +15,7 @@ def _admin(settings: Settings, timeout_ms: int = 5000):
         bootstrap_servers=settings.kafka.bootstrap,
         request_timeout_ms=timeout_ms,
         client_id="yuqing-stack",
+        **settings.kafka.kafka_python_options(),
     )
 
 
