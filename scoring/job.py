@@ -598,6 +598,7 @@ def kafka_source_ddl(settings: Settings, cfg: JobConfig, group_id: str, bounded:
         "scan.startup.mode": "group-offsets",
         "format": "raw",
     }
+    options.update({f"properties.{k}": v for k, v in kafka_auth_properties(settings).items()})
     if cfg.startup_offsets:
         options["scan.startup.mode"] = "specific-offsets"
         options["scan.startup.specific-offsets"] = cfg.startup_offsets
@@ -636,14 +637,24 @@ def file_source_ddl(csv_path: Path, cfg: JobConfig) -> str:
     )
 
 
+def kafka_auth_properties(settings: Settings) -> dict[str, str]:
+    """The Kafka client's listener auth (SASL/TLS) for the JVM connector; none for PLAINTEXT.
+    The connector is the shaded SQL jar: its Kafka classes (the login module too) are relocated."""
+    if settings.kafka.security_protocol == "PLAINTEXT":
+        return {}
+    return settings.kafka.java_client_properties("org.apache.flink.kafka.shaded.")
+
+
 def kafka_sink_ddl(name: str, topic: str, settings: Settings) -> str:
+    auth = "".join(f", {_sql_literal('properties.' + k)} = {_sql_literal(v)}"
+                   for k, v in kafka_auth_properties(settings).items())
     return (
         f"CREATE TEMPORARY TABLE {name} (v BYTES) WITH ('connector' = 'kafka', "
         f"'topic' = {_sql_literal(topic)}, 'properties.bootstrap.servers' = {_sql_literal(settings.kafka.bootstrap)}, "
         "'format' = 'raw', 'sink.delivery-guarantee' = 'at-least-once', "
         # scored posts are the bulk of what the job writes: fewer, larger produce requests
         # cost the job's sender thread and the broker far less CPU (alerts take another sink)
-        "'properties.linger.ms' = '50', 'properties.batch.size' = '524288')"
+        "'properties.linger.ms' = '50', 'properties.batch.size' = '524288'" + auth + ")"
     )
 
 
@@ -653,7 +664,8 @@ def current_end_offsets(settings: Settings, topic: str) -> str:
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka.bootstrap,
-                             request_timeout_ms=int(settings.kafka.request_timeout_s * 1000))
+                             request_timeout_ms=int(settings.kafka.request_timeout_s * 1000),
+                             **settings.kafka.kafka_python_options())
     try:
         partitions = consumer.partitions_for_topic(topic)
         if not partitions:
@@ -813,7 +825,10 @@ def run_live(settings: Settings, cfg: JobConfig, bounded: bool = False, group_id
     statements.attach_as_datastream()
 
     def sink(topic: str):
-        return (KafkaSink.builder().set_bootstrap_servers(settings.kafka.bootstrap)
+        builder = KafkaSink.builder().set_bootstrap_servers(settings.kafka.bootstrap)
+        for key, value in kafka_auth_properties(settings).items():
+            builder = builder.set_property(key, value)
+        return (builder
                 .set_record_serializer(KafkaRecordSerializationSchema.builder().set_topic(topic)
                                        .set_value_serialization_schema(SimpleStringSchema()).build())
                 .set_delivery_guarantee(DeliveryGuarantee.AT_LEAST_ONCE).build())

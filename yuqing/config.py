@@ -89,12 +89,15 @@ class KafkaSettings:
             out["ssl.ca.location"] = self.ssl_cafile
         return out
 
-    def java_client_properties(self) -> dict[str, str]:
-        """Kafka client properties for the JVM (Flink's Kafka connector: prefix `properties.`)."""
+    def java_client_properties(self, package_prefix: str = "") -> dict[str, str]:
+        """Kafka client properties for the JVM. `package_prefix`: where a shaded client jar
+        relocated Kafka's classes (Flink's SQL connector: `org.apache.flink.kafka.shaded.`),
+        which the JAAS login module's class name must carry."""
         out = {"security.protocol": self.security_protocol}
         if self.security_protocol.startswith("SASL_"):
-            module = ("org.apache.kafka.common.security.plain.PlainLoginModule" if self.sasl_mechanism == "PLAIN"
-                      else "org.apache.kafka.common.security.scram.ScramLoginModule")
+            module = package_prefix + ("org.apache.kafka.common.security.plain.PlainLoginModule"
+                                       if self.sasl_mechanism == "PLAIN"
+                                       else "org.apache.kafka.common.security.scram.ScramLoginModule")
             out.update({"sasl.mechanism": self.sasl_mechanism,
                         "sasl.jaas.config": f'{module} required username="{self.sasl_username}" '
                                             f'password="{self.sasl_password}";'})
