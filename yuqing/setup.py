@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from yuqing.config import REPO_ROOT, Settings
 
@@ -20,11 +21,23 @@ DEBIAN_PACKAGES = {
     "java": "openjdk-17-jre-headless",
     "mvn": "maven",
     "chromium": "chromium",  # renders the weekly report in its test (headless screenshot)
+    # builds the deploy-check tools below; Debian's Go is older than they need, so the Go
+    # command fetches the toolchain their go.mod asks for from the Go module proxy
+    "go": "golang-go",
 }
-# Go tools, installed from the Go module proxy into the lib folder (pinned here).
+# Go tools, installed from the Go module proxy into the lib folder (pinned here); the deploy
+# tests fail (not skip) when one is missing, since setup installs them.
 GO_TOOLS = {
     "kubeconform": "github.com/yannh/kubeconform/cmd/kubeconform@v0.8.0",  # offline k8s manifest checks
+    "kustomize": "sigs.k8s.io/kustomize/kustomize/v5@v5.5.0",  # renders deploy/k8s as `kubectl apply -k` would
 }
+# Go programs that `go install` refuses (their go.mod has exclude/replace directives): built
+# in a throw-away module instead. binary -> (package, module@version)
+GO_BUILDS = {
+    # the real Docker Compose client checks deploy/compose (`config --quiet` needs no daemon)
+    "docker-compose": ("github.com/docker/compose/v5/cmd", "github.com/docker/compose/v5@v5.6.0"),
+}
+GO_TIMEOUT_S = 1200
 POM = REPO_ROOT / "deploy" / "maven" / "pom.xml"
 
 
@@ -99,26 +112,49 @@ def _jars_match_pom(settings: Settings) -> bool:
     ).exists()
 
 
+def go_tool_path(settings: Settings, name: str) -> Path:
+    return settings.lib_dir / "bin" / name
+
+
+def _go(args: list[str], env: dict[str, str], cwd: Path | None, what: str) -> None:
+    try:
+        result = subprocess.run(["go", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=GO_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise SetupError(f"`go {' '.join(args)}` took over {GO_TIMEOUT_S // 60} minutes; "
+                         "is the Go module proxy reachable?") from None
+    if result.returncode != 0:
+        tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise SetupError(f"{what} failed: {tail[0]}")
+
+
 def install_go_tools(settings: Settings) -> None:
+    """kubeconform, kustomize and docker-compose into the lib folder's bin/ (pinned)."""
     bin_dir = settings.lib_dir / "bin"
-    missing = {name: module for name, module in GO_TOOLS.items() if not (bin_dir / name).exists()}
+    wanted = list(GO_TOOLS) + list(GO_BUILDS)
+    missing = [name for name in wanted if not go_tool_path(settings, name).exists()]
     if not missing:
         _say(f"tools present in {bin_dir}")
         return
     if shutil.which("go") is None:
-        _say(f"`go` not found: skipping {', '.join(missing)} (their tests will skip; install Go to run them)")
-        return
+        raise SetupError(f"`go` not found (needed to build {', '.join(missing)}): install Go "
+                         "(apt-get install golang-go) and run setup again")
     bin_dir.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, GOBIN=str(bin_dir), GOFLAGS="-mod=mod")
-    for name, module in missing.items():
+    # GOTOOLCHAIN=auto: an older Go fetches the toolchain a module needs from the proxy
+    env = dict(os.environ, GOBIN=str(bin_dir), GOFLAGS="-mod=mod", GOTOOLCHAIN="auto")
+    for name in missing:
         t0 = time.monotonic()
-        try:
-            result = subprocess.run(["go", "install", module], env=env, capture_output=True, text=True, timeout=900)
-        except subprocess.TimeoutExpired:
-            raise SetupError(f"`go install {module}` took over 15 minutes; is the Go module proxy reachable?") from None
-        if result.returncode != 0:
-            tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise SetupError(f"`go install {module}` failed: {tail[0]}")
+        if name in GO_TOOLS:
+            _go(["install", GO_TOOLS[name]], env, None, f"`go install {GO_TOOLS[name]}`")
+        else:
+            package, module = GO_BUILDS[name]
+            work = settings.lib_dir / "go-build" / name
+            shutil.rmtree(work, ignore_errors=True)
+            work.mkdir(parents=True)
+            build_env = {k: v for k, v in env.items() if k != "GOBIN"}
+            _go(["mod", "init", f"yuqing.local/build/{name}"], build_env, work, f"building {name}")
+            _go(["get", f"{package}@{module.rsplit('@', 1)[1]}"], build_env, work, f"`go get {module}`")
+            _go(["build", "-o", str(go_tool_path(settings, name)), package], build_env, work, f"`go build {package}`")
+            shutil.rmtree(work, ignore_errors=True)
         _say(f"  {name} installed in {time.monotonic() - t0:.0f} s")
 
 

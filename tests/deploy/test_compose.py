@@ -204,29 +204,29 @@ def test_compose_alertmanager_and_notify_configs_are_valid():
     assert config.host == "0.0.0.0" and config.kafka.enabled
 
 
-@pytest.mark.skipif(not shutil.which("promtool") or not shutil.which("amtool"), reason="promtool/amtool not installed (make setup installs them)")
 def test_promtool_and_amtool_accept_the_compose_configs():
+    missing = [tool for tool in ("promtool", "amtool") if not shutil.which(tool)]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} not installed: `make setup` installs them (Debian prometheus, prometheus-alertmanager)")
     for argv in (["promtool", "check", "config", "prometheus.yml"], ["amtool", "check-config", "alertmanager.yml"]):
         result = subprocess.run(argv, cwd=COMPOSE, capture_output=True, text=True, timeout=30)
         assert result.returncode == 0, result.stdout + result.stderr
 
 
-def _compose_cli() -> list[str] | None:
-    for argv in (["docker", "compose"], ["docker-compose"]):
-        if shutil.which(argv[0]):
-            try:
-                if subprocess.run(argv + ["version"], capture_output=True, timeout=20).returncode == 0:
-                    return argv
-            except (OSError, subprocess.TimeoutExpired):
-                pass
-    return None
+def _compose_cli() -> list[str]:
+    """The Docker Compose client `make setup` builds (yuqing/setup.py GO_BUILDS): the real
+    parser of the file. Missing means setup was not run or failed: the test fails."""
+    from yuqing import setup as setup_mod
+
+    path = setup_mod.go_tool_path(load_settings(), "docker-compose")
+    if not path.is_file():
+        pytest.fail(f"docker-compose is missing from {path.parent}: run `make setup` (it builds the pinned "
+                    "Compose client from the Go module proxy)")
+    return [str(path)]
 
 
 def test_docker_compose_config_accepts_the_file():
     cli = _compose_cli()
-    if cli is None:
-        pytest.skip("no Docker Compose client: `docker compose` (plugin) and `docker-compose` are both missing; "
-                    "the offline checks above still ran")
     env = {k: v for k, v in os.environ.items() if k not in dc.COMPOSE_EXAMPLE_ENV}
     result = subprocess.run(cli + ["-f", "docker-compose.yml", "config", "--quiet"], cwd=COMPOSE,
                             capture_output=True, text=True, timeout=60, env={**env, **dc.COMPOSE_EXAMPLE_ENV})

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 import re
-import shutil
 import subprocess
 import tomllib
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 import yaml
 
 from yuqing import deploycheck as dc
-from yuqing.config import Settings, load_settings
+from yuqing.config import load_settings
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
@@ -291,20 +290,29 @@ def test_schemas_accept_the_manifests_and_refuse_mistakes(docs):
     assert any("partitons" in p for p in problems)
 
 
-def _kubeconform() -> str | None:
-    return shutil.which("kubeconform") or next(
-        (str(p) for p in [Settings().lib_dir / "bin" / "kubeconform"] if p.is_file()), None)
+def setup_tool(name: str) -> str:
+    """A deploy-check tool that `make setup` installs (yuqing/setup.py GO_TOOLS/GO_BUILDS):
+    missing means setup was not run or failed, so the test fails instead of skipping."""
+    from yuqing import setup as setup_mod
+
+    assert name in setup_mod.GO_TOOLS or name in setup_mod.GO_BUILDS, name
+    path = setup_mod.go_tool_path(load_settings(), name)
+    if not path.is_file():
+        pytest.fail(f"{name} is missing from {path.parent}: run `make setup` (it builds the pinned "
+                    f"version from the Go module proxy)")
+    return str(path)
+
+
+def _kubeconform() -> str:
+    return setup_tool("kubeconform")
 
 
 def _manifests(tmp_path: Path, docs: list[dict]) -> Path:
-    """`kubectl kustomize` output where kubectl exists (what `kubectl apply -k` sends), else the files."""
+    """`kustomize build` output: what `kubectl apply -k` sends."""
     out = tmp_path / "all.yaml"
-    if shutil.which("kubectl"):
-        result = subprocess.run(["kubectl", "kustomize", str(K8S)], capture_output=True, text=True, timeout=60)
-        assert result.returncode == 0, result.stderr
-        out.write_text(result.stdout)
-    else:
-        out.write_text("---\n".join(yaml.safe_dump(dc.strip(d)) for d in docs))
+    result = subprocess.run([setup_tool("kustomize"), "build", str(K8S)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    out.write_text(result.stdout)
     return out
 
 
@@ -318,9 +326,6 @@ def _run_kubeconform(binary: str, schemas: Path, manifest: Path) -> subprocess.C
 
 def test_kubeconform_validates_every_manifest(tmp_path, docs):
     binary = _kubeconform()
-    if not binary:
-        pytest.skip("kubeconform not installed: `make setup` runs `go install github.com/yannh/kubeconform/cmd/kubeconform@v0.8.0` "
-                    "into .yuqing/lib/bin (the Python schema check above still ran)")
     schemas = dc.write_standalone_schemas(docs, tmp_path / "schemas")
     manifest = _manifests(tmp_path, docs)
     result = _run_kubeconform(binary, schemas, manifest)
@@ -338,8 +343,6 @@ def test_kubeconform_validates_every_manifest(tmp_path, docs):
 
 
 def test_kustomize_builds_with_generated_ddl_configmap(tmp_path, docs):
-    if not shutil.which("kubectl"):
-        pytest.skip("kubectl not installed: kustomize build not checked (the file-level checks still ran)")
     built = [d for d in yaml.safe_load_all(_manifests(tmp_path, docs).read_text()) if d]
     assert all(d["metadata"].get("namespace") == "yuqing" for d in built if d["kind"] != "Namespace")
     ddl = [d for d in built if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("yuqing-clickhouse-ddl-")]

@@ -37,3 +37,25 @@ def test_missing_debian_packages_when_not_root_print_the_command(monkeypatch):
     monkeypatch.setattr(setup_mod.os, "geteuid", lambda: 1000)
     with pytest.raises(setup_mod.SetupError, match=r"run as root: sudo apt-get update && sudo apt-get install .*clickhouse-server"):
         setup_mod.install_debian_packages()
+
+
+def test_go_tools_are_pinned_and_a_missing_go_fails_setup(tmp_path, monkeypatch):
+    for name, module in setup_mod.GO_TOOLS.items():
+        assert re.fullmatch(r"[\w./-]+@v\d+\.\d+\.\d+", module), name  # one release, never @latest
+    for name, (package, module) in setup_mod.GO_BUILDS.items():
+        assert package.startswith(module.split("@")[0]) and re.search(r"@v\d+\.\d+\.\d+$", module), name
+    settings = load_settings(env={"YUQING_LIB_DIR": str(tmp_path / "lib")})
+    monkeypatch.setattr(setup_mod.shutil, "which", lambda name: None)
+    # the deploy tests fail without these tools, so setup must not skip them quietly
+    with pytest.raises(setup_mod.SetupError, match=r"^`go` not found \(needed to build kubeconform, kustomize, docker-compose\)"):
+        setup_mod.install_go_tools(settings)
+
+
+def test_a_failing_go_build_is_one_clear_line(tmp_path, monkeypatch):
+    settings = load_settings(env={"YUQING_LIB_DIR": str(tmp_path / "lib")})
+    monkeypatch.setattr(setup_mod, "GO_BUILDS", {})
+    monkeypatch.setattr(setup_mod, "GO_TOOLS", {"kubeconform": "example.invalid/no/such/module@v0.0.1"})
+    monkeypatch.setenv("GOPROXY", "off")  # no network needed to fail
+    monkeypatch.setenv("GOFLAGS", "-mod=mod")
+    with pytest.raises(setup_mod.SetupError, match=r"^`go install example.invalid/no/such/module@v0.0.1` failed: "):
+        setup_mod.install_go_tools(settings)

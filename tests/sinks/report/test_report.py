@@ -167,8 +167,8 @@ def test_report_cli_writes_html_and_markdown(week_data, tmp_path, monkeypatch):
 
 def test_report_renders_in_headless_chromium(week_data, tmp_path):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("chromium is not installed (apt-get install -y --no-install-recommends chromium)")
+    if chromium is None:  # `make setup` installs it: missing means setup did not run
+        pytest.fail("chromium is not installed: run `make setup` (apt-get install -y --no-install-recommends chromium)")
     settings, _posts, _alerts = week_data
     with ResponseStore(settings.clickhouse) as store:
         data = load_report(store, Period.from_dates(*WEEK))
