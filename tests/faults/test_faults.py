@@ -334,3 +334,108 @@ def test_clickhouse_and_webhook_down_for_60s(fault_stack, harness_factory, sampl
     summary = h.verify(expected)
     assert queued > 0, "the notifier never had to queue a page: the outage was not felt"
     print(f"ClickHouse + webhook down {OUTAGE_S} s: {summary}, {time.monotonic() - t0:.0f} s")
+
+
+# ------------------------------------------------------------------ a post from the future
+
+def live_crisis(brand: str, category: str, posts: int, seed: int) -> list[dict]:
+    """About `posts` crisis posts about `brand` (media, big-V, hot-search and legal words):
+    the peak minute of a synthetic crisis, to be stamped with the time they are sent."""
+    from datetime import datetime, timedelta, timezone
+
+    from scoring.watchlist import load_watchlist
+    from yuqing.synth import crisis, generate
+
+    onset = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    generated = generate([crisis(brand, category, onset, minutes=31, peak_per_min=posts, peak_at=30)],
+                         load_watchlist(WATCHLIST), seed=seed)
+    peak = onset + timedelta(minutes=30)
+    out = []
+    for post in generated:
+        if datetime.fromisoformat(post["published_at"]) >= peak:
+            post = dict(post, id=f"{post['id']}-live-{seed}")
+            post.pop("repost_of", None)
+            post.pop("synth", None)
+            out.append(post)
+    return out
+
+
+def feed_live(h: Harness, posts: list[dict], spacing_s: float) -> float:
+    """Send the posts one by one, each stamped with the moment it is sent (event time =
+    now, as a live crisis has); returns time.monotonic() of the first send."""
+    from datetime import datetime, timezone
+
+    from tests.fixtures.streams import producer
+
+    out = producer(h.bootstrap)
+    t0 = time.monotonic()
+    try:
+        for post in posts:
+            now = datetime.now(timezone.utc)
+            stamped = dict(post, published_at=now.isoformat(timespec="milliseconds"))
+            out.send(h.run.topics["raw"], key=post["id"].encode(), timestamp_ms=int(now.timestamp() * 1000),
+                     value=json.dumps(stamped, ensure_ascii=False).encode())
+            out.flush(timeout=10)
+            time.sleep(spacing_s)
+    finally:
+        out.close(timeout=10)
+    return t0
+
+
+def seconds_to_page(h: Harness, brand: str, since: float, timeout_s: float = 120) -> float:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if any(status == "firing" and b == brand for status, b, _, _ in h.receiver.pages()):
+            return time.monotonic() - since
+        h.check_alive()
+        time.sleep(0.2)
+    raise AssertionError(f"no page for {brand} within {timeout_s} s (pages: {h.receiver.pages()})")
+
+
+def clamped_records(settings) -> float:
+    """yuqing_job_event_time_clamped_total on the scoring UDF's /metrics (first free port)."""
+    import urllib.request
+
+    from bench.harness import metric_sum
+
+    for port in range(settings.metrics.job_udf_port, settings.metrics.job_udf_port + 8):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+                text = response.read()
+        except OSError:
+            continue
+        if b"yuqing_job_event_time_clamped" in text:
+            return metric_sum(text, "yuqing_job_event_time_clamped_total")
+    return -1.0
+
+
+def test_a_post_fifty_minutes_ahead_does_not_delay_a_live_crisis(fault_stack, harness_factory):
+    """Issue #18: one record stamped 50 minutes ahead used to move the watermark 50 minutes
+    on, and every post of the next real crisis was then late. Now its event time is clamped
+    to the job's clock + 5 min (counted), and the crisis that follows pages as fast as the
+    one before it (early firing of the open window: no wait for the watermark)."""
+    from datetime import datetime, timedelta, timezone
+
+    from scoring.watchlist import load_watchlist
+
+    brands = [b.name for b in load_watchlist(WATCHLIST).brands]
+    h = harness_factory("ahead")
+    h.pipeline.start("notify", "notify", "--config", str(h.notify_yaml))
+    h.start_job()
+    _job_started(h)
+    before = live_crisis(brands[0], "privacy", 120, seed=1)
+    seconds_before = seconds_to_page(h, brands[0], feed_live(h, before, 0.05))
+
+    ahead = datetime.now(timezone.utc) + timedelta(minutes=50)
+    future = {"id": "ahead:1", "platform": "weibo", "text": "今天的天气预报说明天会更冷",
+              "published_at": ahead.isoformat(timespec="seconds"), "author": {"id": "u-ahead", "name": "预报员"}}
+    produce_to_every_partition(h.bootstrap, h.run.topics["raw"], 3, json.dumps(future, ensure_ascii=False).encode(),
+                               int(ahead.timestamp() * 1000))
+    wait_for(lambda: clamped_records(h.settings) >= 3 or None, 60, 1, "the clamped records counted",
+             on_tick=h.check_alive)
+    after = live_crisis(brands[1], "privacy", 120, seed=2)
+    seconds_after = seconds_to_page(h, brands[1], feed_live(h, after, 0.05))
+    print(f"live crisis paged {seconds_before:.1f} s after its first post; after a post 50 min ahead "
+          f"{seconds_after:.1f} s")
+    assert seconds_after <= max(2 * seconds_before, seconds_before + 10), (seconds_before, seconds_after)
+    assert seconds_after <= 30
