@@ -59,3 +59,46 @@ def test_segmentation_decides_short_words():
     assert m.backend in ("rjieba", "jieba")
     assert m.match("云盘又崩了").pairs == (("云盘", "outage"),)
     assert m.match("白云盘旋").pairs == ()
+
+
+QUERY_WATCHLIST = {
+    "brands": [
+        {"name": "蓝莓", "aliases": ["蓝莓App", "蓝莓音乐"], "exclude": ["水果", "农药", "果园"]},
+        {"name": "星云", "aliases": ["星云Pay"], "require": ["支付", "钱包", "转账"]},
+        {"name": "快送", "aliases": []},
+    ],
+    "categories": [
+        {"name": "safety", "severity": 1.0, "terms": ["中毒", "起火"], "exclude": ["消防演习"]},
+        {"name": "privacy", "severity": 0.9, "terms": ["泄露"]},
+    ],
+}
+
+
+@pytest.mark.parametrize("text, pairs", [
+    # exclude: the fruit story does not count for the app, in either script
+    ("蓝莓农药残留超标，多人中毒", []),
+    ("藍莓農藥殘留超標", []),
+    ("蓝莓App泄露用户数据", [("蓝莓", "privacy")]),
+    ("蓝莓音乐和快送都泄露了", [("蓝莓", "privacy"), ("快送", "privacy")]),
+    ("快送骑手在果园里摔倒, 快送回应", [("快送", "general")]),  # another brand's exclude word
+    ("蓝莓果园起火，快送小哥救火", [("快送", "safety")]),
+    # require: at least one of them must also appear
+    ("星云今晚很美", []),
+    ("星云钱包转账失败", [("星云", "general")]),
+    ("星云Pay支付泄露", [("星云", "privacy")]),
+    # category exclude: the post still counts for the brand, in its other categories
+    ("快送仓库消防演习起火", [("快送", "general")]),
+    ("快送仓库消防演习起火，数据泄露", [("快送", "privacy")]),
+    ("快送仓库起火", [("快送", "safety")]),
+])
+def test_query_words(text, pairs):
+    m = Matcher(parse_watchlist(QUERY_WATCHLIST))
+    assert list(m.match(text).pairs) == pairs
+
+
+def test_short_query_words_are_whole_tokens():
+    wl = parse_watchlist({"brands": [{"name": "蓝莓App", "exclude": ["果"]}]})
+    m = Matcher(wl)
+    assert m.match("蓝莓App的果很甜").pairs == ()
+    assert m.match("蓝莓App结果崩了").pairs == (("蓝莓App", "general"),)  # 果 inside 结果
+
