@@ -21,9 +21,6 @@ DEBIAN_PACKAGES = {
     "java": "openjdk-17-jre-headless",
     "mvn": "maven",
     "chromium": "chromium",  # renders the weekly report in its test (headless screenshot)
-    # builds the deploy-check tools below; Debian's Go is older than they need, so the Go
-    # command fetches the toolchain their go.mod asks for from the Go module proxy
-    "go": "golang-go",
 }
 # Go tools, installed from the Go module proxy into the lib folder (pinned here); the deploy
 # tests fail (not skip) when one is missing, since setup installs them.
@@ -38,6 +35,10 @@ GO_BUILDS = {
     "docker-compose": ("github.com/docker/compose/v5/cmd", "github.com/docker/compose/v5@v5.6.0"),
 }
 GO_TIMEOUT_S = 1200
+# Without a `go` on PATH (Debian's is too old for these modules), setup fetches this Go
+# toolchain, itself a module on the Go module proxy (what `GOTOOLCHAIN=auto` downloads).
+GO_TOOLCHAIN = "go1.26.0"
+GO_PROXY = os.environ.get("GOPROXY", "https://proxy.golang.org").split(",")[0].split("|")[0]
 POM = REPO_ROOT / "deploy" / "maven" / "pom.xml"
 
 
@@ -116,9 +117,51 @@ def go_tool_path(settings: Settings, name: str) -> Path:
     return settings.lib_dir / "bin" / name
 
 
+def fetch_go_toolchain(settings: Settings) -> Path:
+    """GOROOT of a Go toolchain in the lib folder, fetched from the Go module proxy if absent."""
+    import platform
+    import urllib.request
+    import zipfile
+
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+    version = f"v0.0.1-{GO_TOOLCHAIN}.{sys.platform}-{arch}"
+    root = settings.lib_dir / "go" / GO_TOOLCHAIN
+    if (root / "bin" / "go").is_file():
+        return root
+    url = f"{GO_PROXY}/golang.org/toolchain/@v/{version}.zip"
+    _say(f"`go` not found: fetching the {GO_TOOLCHAIN} toolchain from the Go module proxy")
+    archive = settings.lib_dir / "go" / f"{version}.zip"
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with urllib.request.urlopen(url, timeout=60) as resp, open(archive, "wb") as out:
+            shutil.copyfileobj(resp, out)
+    except OSError as exc:
+        raise SetupError(f"cannot fetch the Go toolchain {url}: {exc}; install Go (1.22 or newer) and run setup again") from None
+    prefix = f"golang.org/toolchain@{version}/"
+    shutil.rmtree(root, ignore_errors=True)
+    with zipfile.ZipFile(archive) as zf:
+        for info in zf.infolist():
+            if not info.filename.startswith(prefix) or info.is_dir():
+                continue
+            target = root / info.filename[len(prefix):]
+            if ".." in Path(info.filename[len(prefix):]).parts:
+                raise SetupError(f"{archive}: unsafe path {info.filename}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(info) as src, open(target, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+    archive.unlink()
+    # module zips keep no file modes: the toolchain's programs are bin/* and pkg/tool/*/*
+    for exe in list((root / "bin").glob("*")) + list((root / "pkg" / "tool").glob("*/*")):
+        exe.chmod(0o755)
+    if not (root / "bin" / "go").is_file():
+        raise SetupError(f"the Go toolchain from {url} has no bin/go")
+    return root
+
+
 def _go(args: list[str], env: dict[str, str], cwd: Path | None, what: str) -> None:
     try:
-        result = subprocess.run(["go", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=GO_TIMEOUT_S)
+        result = subprocess.run([shutil.which("go", path=env.get("PATH")) or "go", *args], env=env, cwd=cwd,
+                                capture_output=True, text=True, timeout=GO_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         raise SetupError(f"`go {' '.join(args)}` took over {GO_TIMEOUT_S // 60} minutes; "
                          "is the Go module proxy reachable?") from None
@@ -135,12 +178,11 @@ def install_go_tools(settings: Settings) -> None:
     if not missing:
         _say(f"tools present in {bin_dir}")
         return
-    if shutil.which("go") is None:
-        raise SetupError(f"`go` not found (needed to build {', '.join(missing)}): install Go "
-                         "(apt-get install golang-go) and run setup again")
+    go = shutil.which("go") or str(fetch_go_toolchain(settings) / "bin" / "go")
     bin_dir.mkdir(parents=True, exist_ok=True)
     # GOTOOLCHAIN=auto: an older Go fetches the toolchain a module needs from the proxy
     env = dict(os.environ, GOBIN=str(bin_dir), GOFLAGS="-mod=mod", GOTOOLCHAIN="auto")
+    env["PATH"] = f"{Path(go).parent}{os.pathsep}{env.get('PATH', '')}"
     for name in missing:
         t0 = time.monotonic()
         if name in GO_TOOLS:

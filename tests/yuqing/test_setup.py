@@ -45,10 +45,53 @@ def test_go_tools_are_pinned_and_a_missing_go_fails_setup(tmp_path, monkeypatch)
     for name, (package, module) in setup_mod.GO_BUILDS.items():
         assert package.startswith(module.split("@")[0]) and re.search(r"@v\d+\.\d+\.\d+$", module), name
     settings = load_settings(env={"YUQING_LIB_DIR": str(tmp_path / "lib")})
-    monkeypatch.setattr(setup_mod.shutil, "which", lambda name: None)
-    # the deploy tests fail without these tools, so setup must not skip them quietly
-    with pytest.raises(setup_mod.SetupError, match=r"^`go` not found \(needed to build kubeconform, kustomize, docker-compose\)"):
+    monkeypatch.setattr(setup_mod.shutil, "which", lambda name, path=None: None)
+    # no Go: setup fetches the toolchain from the Go module proxy; if that fails it says so
+    # (the deploy tests fail without these tools, so setup must not skip them quietly)
+    monkeypatch.setattr(setup_mod, "GO_PROXY", "http://127.0.0.1:9")
+    with pytest.raises(setup_mod.SetupError, match=r"^cannot fetch the Go toolchain http://127.0.0.1:9/golang.org/toolchain/@v/"
+                                                   r"v0.0.1-go[\d.]+\.linux-\w+\.zip: .*install Go"):
         setup_mod.install_go_tools(settings)
+
+
+def test_go_toolchain_unpacks_from_a_module_zip_with_modes_and_no_escape(tmp_path, monkeypatch):
+    import io
+    import sys
+    import zipfile
+
+    version = f"v0.0.1-{setup_mod.GO_TOOLCHAIN}.{sys.platform}-amd64"
+    prefix = f"golang.org/toolchain@{version}/"
+
+    def make(extra: dict[str, bytes]) -> bytes:
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            zf.writestr(prefix + "bin/go", b"#!/bin/sh\necho go version fake\n")
+            zf.writestr(prefix + "pkg/tool/linux_amd64/compile", b"x")
+            for name, data in extra.items():
+                zf.writestr(name, data)
+        return buf.getvalue()
+
+    served = {}
+
+    class Resp(io.BytesIO):
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr("platform.machine", lambda: "x86_64")
+    monkeypatch.setattr("urllib.request.urlopen", lambda url, timeout: Resp(served["zip"]))
+    settings = load_settings(env={"YUQING_LIB_DIR": str(tmp_path / "lib")})
+    served["zip"] = make({})
+    root = setup_mod.fetch_go_toolchain(settings)
+    assert (root / "bin" / "go").stat().st_mode & 0o111 and (root / "pkg/tool/linux_amd64/compile").stat().st_mode & 0o111
+    assert setup_mod.fetch_go_toolchain(settings) == root  # present: not fetched again
+    import shutil
+    shutil.rmtree(root)
+    served["zip"] = make({prefix + "../../escape": b"x"})
+    with pytest.raises(setup_mod.SetupError, match="unsafe path"):
+        setup_mod.fetch_go_toolchain(settings)
 
 
 def test_a_failing_go_build_is_one_clear_line(tmp_path, monkeypatch):
