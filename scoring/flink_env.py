@@ -102,6 +102,9 @@ def stream_env(settings: Settings, parallelism: int = 1, *, python_mode: str = "
     config.set_string("env.java.opts.all", f"-Djava.io.tmpdir={tmp}")
     config.set_string("rest.bind-address", "127.0.0.1")
     config.set_string("rest.address", "127.0.0.1")
+    # the mini-cluster's REST endpoint runs no uploaded jar (web.cancel stays on: it also
+    # gates the REST cancel that `yuqing job cancel` uses; the endpoint is loopback only)
+    config.set_string("web.submit.enable", "false")
     config.set_string("taskmanager.memory.managed.size", "256m")
     if checkpoint_dir is not None:
         config.set_string("execution.checkpointing.dir", checkpoint_dir.as_uri())

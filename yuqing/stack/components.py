@@ -410,6 +410,8 @@ def render_flink_config(s: Settings, java_opts: str) -> str:
         "python.client.executable": sys.executable,
         "execution.checkpointing.dir": (d / "checkpoints").as_uri(),
         "execution.checkpointing.savepoint-dir": (d / "savepoints").as_uri(),
+        # no jar upload through REST / web UI (web.cancel stays on: it also gates the REST
+        # cancel of `yuqing job cancel`; this cluster listens on loopback only)
         "web.submit.enable": "false",
         # flink-python is on the cluster classpath (lib/): its embedded-Python bridge (pemja)
         # loads a native library once per JVM, so a second job in thread mode would fail
