@@ -20,7 +20,9 @@ per word found:
 
 Query words: a brand whose `exclude` word is found, or whose `require` list is non-empty and
 none of it is found, is dropped from the post; a category whose `exclude` word is found is
-dropped (the post may still count for other categories, or `general`).
+dropped (the post may still count for other categories, or `general`). Chinese query words
+match as substrings whatever their length (水果 excludes 水果店 too: a user who names a word
+to exclude wants every post that holds it out); Latin ones keep the word-boundary rule.
 """
 from __future__ import annotations
 
@@ -242,6 +244,15 @@ class Matcher:
         required: set[int] = set()
         legal = trending = False
         roles = self._others.roles_t
+        # short words seen only as substrings: they count as query words, not as terms
+        for i in maybe - others:
+            for kind, owner in roles[i]:
+                if kind == _BRAND_EXCLUDE:
+                    brands.discard(owner)
+                elif kind == _BRAND_REQUIRE:
+                    required.add(owner)
+                elif kind == _CATEGORY_EXCLUDE:
+                    dropped_cats.add(owner)
         for i in others:
             for kind, owner in roles[i]:
                 if kind == _CATEGORY:

@@ -18,7 +18,7 @@ _ASCII_ALNUM = re.compile(r"[0-9a-z]")
 
 
 class _Word:
-    def __init__(self, text: str, short_chars: int):
+    def __init__(self, text: str, short_chars: int, query: bool = False):
         self.text = text
         self.regex = None
         if _ASCII_ALNUM.search(self.text):
@@ -26,7 +26,7 @@ class _Word:
             head = r"(?<![0-9a-z])" if _ASCII_ALNUM.match(self.text[0]) else ""
             tail = r"(?![0-9a-z])" if _ASCII_ALNUM.match(self.text[-1]) else ""
             self.regex = re.compile(head + re.escape(self.text) + tail)
-        elif len(self.text) <= short_chars:
+        elif len(self.text) <= short_chars and not query:  # Chinese query words: substrings
             self.mode = "token"
         else:
             self.mode = "substring"
@@ -46,14 +46,15 @@ class LegacyMatcher:
         self.norm = fold if folded else str.lower
         self.watchlist = watchlist
         w = lambda text: _Word(self.norm(text), short_chars)  # noqa: E731
+        q = lambda text: _Word(self.norm(text), short_chars, query=True)  # noqa: E731
         legal = tuple(dict.fromkeys(LEGAL_WORDS + watchlist.signals.get("legal", ())))
         trending = tuple(dict.fromkeys(TRENDING_WORDS + watchlist.signals.get("trending", ())))
         self.brand_words = [(w(x), b.name) for b in watchlist.brands for x in b.words]
         self.other_words = [(w(t), ("cat", c.name)) for c in watchlist.categories for t in c.terms]
         self.other_words += [(w(x), ("legal", "")) for x in legal]
         self.other_words += [(w(x), ("trending", "")) for x in trending]
-        self.brand_query = {b.name: ([w(x) for x in b.exclude], [w(x) for x in b.require]) for b in watchlist.brands}
-        self.category_exclude = {c.name: [w(x) for x in c.exclude] for c in watchlist.categories}
+        self.brand_query = {b.name: ([q(x) for x in b.exclude], [q(x) for x in b.require]) for b in watchlist.brands}
+        self.category_exclude = {c.name: [q(x) for x in c.exclude] for c in watchlist.categories}
         words = [x.text for x, _ in self.brand_words + self.other_words]
         if folded:  # the rewrite adds the query words to the dictionary too, in this order
             words = list(dict.fromkeys(x.text for x, _ in self.brand_words))

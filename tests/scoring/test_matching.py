@@ -96,9 +96,10 @@ def test_query_words(text, pairs):
     assert list(m.match(text).pairs) == pairs
 
 
-def test_short_query_words_are_whole_tokens():
-    wl = parse_watchlist({"brands": [{"name": "蓝莓App", "exclude": ["果"]}]})
+def test_chinese_query_words_match_as_substrings_latin_on_word_boundaries():
+    wl = parse_watchlist({"brands": [{"name": "蓝莓App", "exclude": ["果", "Go"]}]})
     m = Matcher(wl)
     assert m.match("蓝莓App的果很甜").pairs == ()
-    assert m.match("蓝莓App结果崩了").pairs == (("蓝莓App", "general"),)  # 果 inside 结果
-
+    assert m.match("蓝莓App结果崩了").pairs == ()  # 果 inside 结果: still excluded
+    assert m.match("蓝莓App上线GO版本").pairs == ()
+    assert m.match("蓝莓App接入google登录").pairs == (("蓝莓App", "general"),)
