@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bench.harness import say
 
-PHASES = ("throughput", "latency", "live", "resources", "floor", "sentiment", "crawl")
+PHASES = ("throughput", "latency", "live", "resources", "floor", "sentiment", "crawl", "watchlist")
 DEFAULT_JSON = Path(__file__).resolve().parent / "results.json"
 
 
@@ -35,7 +35,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "crisis: tipping post -> page), resources (= throughput + latency + live, "
                              "which are sampled), floor (the framework alone: bench/floor.py), "
                              "sentiment (sentiment model and matcher speed; no stack), "
-                             "crawl (crawl parsers, items/s per core, new beside the old; no stack)")
+                             "crawl (crawl parsers, items/s per core, new beside the old; no stack), "
+                             "watchlist (matcher and job at 10..10,000 brands, window state at scale: "
+                             "bench/watchlist.py)")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"results file (default {DEFAULT_JSON})")
     parser.add_argument("--trials", type=int, default=25, help="latency trials after one warm-up (default 25)")
     parser.add_argument("--burst", type=int, default=200, help="crisis posts per latency trial (default 200)")
@@ -161,7 +163,10 @@ def main(argv=None) -> int:
         results.update(crawl.run())
     if "sentiment" in args.phases:
         results.update(sentiment_and_matcher())
-    if args.phases & {"throughput", "latency", "live", "floor"}:
+    if "watchlist" in args.phases:
+        from bench import watchlist as watchlist_bench
+        results.update(watchlist_bench.run_matcher())
+    if args.phases & {"throughput", "latency", "live", "floor", "watchlist"}:
         results.update(run_stack_phases(args))
     results["targets"] = report.target_rows(results)
     results["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
@@ -170,6 +175,8 @@ def main(argv=None) -> int:
     print(report.render(results))
     if "crawl" in args.phases:
         print("\n" + crawl.render(results))
+    if "watchlist" in args.phases:
+        print("\n" + watchlist_bench.render(results))
     say(f"results written to {args.json}")
     missed = [r for r in results["targets"] if r["pass"] is False]
     if results.get("job_matches_plain_loop") is False:
@@ -224,6 +231,10 @@ def run_stack_phases(args) -> dict:
             from bench import floor
 
             out.update(floor.run(wb, args.posts))
+        if "watchlist" in args.phases:
+            from bench import watchlist as watchlist_bench
+
+            out.update(watchlist_bench.run_jobs(wb, min(args.posts, 100_000)))
     finally:
         if sampler is not None:
             sampler.stop()
