@@ -39,10 +39,24 @@ def alert_id(brand: str, category: str, first_detected_ms: int) -> str:
     return hashlib.sha1(raw).hexdigest()[:16]
 
 
+def has_evidence(stats: Any, cfg: AlertConfig = AlertConfig()) -> bool:
+    """Evidence before medium: whether a window may lift a key that is low. One or two
+    ordinary posts are not enough on their own (they are a trickle, not yet a story); they are
+    when a post is grave: a media or official author, or a legal/regulator signal.
+    `stats` is a WindowStats (posts, media_posts, official_posts, legal_hits)."""
+    if stats.posts >= cfg.evidence_posts:
+        return True
+    return bool(stats.media_posts or stats.official_posts or stats.legal_hits)
+
+
 def next_level(state: AlertState, score: float, window_end_ms: int, slide_ms: int = 60_000,
-               score_cfg: ScoreConfig = ScoreConfig(), cfg: AlertConfig = AlertConfig()) -> tuple[AlertState, str | None]:
-    """Advance the state by one window; returns (state, "raised"|"lowered"|None)."""
+               score_cfg: ScoreConfig = ScoreConfig(), cfg: AlertConfig = AlertConfig(),
+               evidence: bool = True) -> tuple[AlertState, str | None]:
+    """Advance the state by one window; returns (state, "raised"|"lowered"|None).
+    Without `evidence` (has_evidence) a low key stays low whatever the score."""
     raw = level_for(score, score_cfg)
+    if not evidence and state.level == "low":
+        raw = "low"
     current = state.level
     below = state.below
     if state.last_window_end_ms and window_end_ms > state.last_window_end_ms + slide_ms:

@@ -14,7 +14,7 @@ import heapq
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
-from scoring.alerts import AlertEvent, AlertState, next_level
+from scoring.alerts import AlertEvent, AlertState, has_evidence, next_level
 from scoring.features import Accumulator, WindowStats, post_features
 from scoring.matching import Matcher, MatchResult
 from scoring.risk import (Assessment, Baseline, Playbook, RiskConfig, assess, category_weight, level_for,
@@ -97,7 +97,8 @@ def score_window(stats: WindowStats, state: KeyState, watchlist: Watchlist | Non
     if learn_only:
         alert, change = state.alert, None
     else:
-        alert, change = next_level(state.alert, score, stats.window_end_ms, slide_s * 1000, cfg.score, cfg.alerts)
+        alert, change = next_level(state.alert, score, stats.window_end_ms, slide_s * 1000, cfg.score, cfg.alerts,
+                                   evidence=has_evidence(stats, cfg.alerts))
     history, history_end = extend_history(state, stats, slide_s * 1000)
     baseline = update_baseline(state.baseline, stats, stats.window_end_ms, slide_s, cfg.volatility, cfg.normal,
                                elevated=alert.level != "low", influence_cfg=cfg.influence, warmup=learn_only)
@@ -145,6 +146,7 @@ class _Pane:
 class EngineResult:
     assessments: list[Assessment] = field(default_factory=list)
     alerts: list[AlertEvent] = field(default_factory=list)
+    incidents: list[dict[str, Any]] = field(default_factory=list)  # per-brand records (scoring/incidents.py)
     posts_in: int = 0
     posts_matched: int = 0
     late_dropped: int = 0
@@ -173,6 +175,9 @@ class Engine:
         self.states: dict[tuple[str, str], KeyState] = {}
         self._panes: dict[tuple[str, str], dict[int, _Pane]] = {}
         self._fired: dict[tuple[str, str], int] = {}  # key -> last window end fired
+        from scoring.incidents import IncidentBook, IncidentConfig
+
+        self.incident_book = IncidentBook(IncidentConfig(quiet_s=self.cfg.alerts.incident_quiet_s))
         self.result = EngineResult()
 
     # -- input
@@ -261,11 +266,13 @@ class Engine:
             due.extend((end, key) for end in ends)
         due.sort()
         for end, key in due:
+            self.result.incidents.extend(self.incident_book.advance(end))
             self._fill_silence(key, end)
             self._fire(key, end)
         # a key above low keeps being assessed while it is silent, so that its level can fall
         for key in [k for k, st in self.states.items() if st.alert.level != "low"]:
             self._fill_silence(key, watermark + 1)
+        self.result.incidents.extend(self.incident_book.advance(watermark))
         for key in {key for _, key in due}:
             panes = self._panes[key]
             fired = self._fired[key]
@@ -311,3 +318,4 @@ class Engine:
         self.result.assessments.append(assessment)
         if event is not None:
             self.result.alerts.append(event)
+            self.result.incidents.extend(self.incident_book.key_alert(event.to_dict()))

@@ -111,6 +111,10 @@ class AlertConfig:
     margin: float = 0.05  # fall only below threshold - margin ...
     cooldown_windows: int = 5  # ... for this many consecutive windows
     examples: int = 3
+    # evidence before medium (scoring/alerts.py has_evidence): a window with fewer posts cannot
+    # alone lift a low key, unless a post is grave (media/official author, legal/regulator word)
+    evidence_posts: int = 3
+    incident_quiet_s: int = 7200  # a brand's incident closes after every key is low this long
 
 
 @dataclass(frozen=True)
