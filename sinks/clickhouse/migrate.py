@@ -239,9 +239,16 @@ def _rewrite_users_xml(ch: ClickHouseSettings, users_xml: Path) -> None:
     except ConfigError as exc:
         raise MigrationError(str(exc)) from None
     if not users_xml.is_file() or users_xml.read_text(encoding="utf-8") != text:
+        import os
+
+        old_mtime = users_xml.stat().st_mtime if users_xml.is_file() else 0.0
         tmp = users_xml.with_suffix(".xml.tmp")
         tmp.write_text(text, encoding="utf-8")
         tmp.chmod(0o600)
+        # the server notices a change by the file's modification time in whole seconds: a
+        # rewrite within the second of the last one would go unseen
+        mtime = max(time.time(), old_mtime + 2)
+        os.utime(tmp, (mtime, mtime))
         tmp.replace(users_xml)
     deadline = time.monotonic() + USERS_RELOAD_WAIT_S
     last = ""

@@ -142,3 +142,51 @@ def test_migrate_again_with_a_new_analyst_password_applies_it(access):
     analyst = connect(explicit, user=ch.analyst_user, password="from-settings", database=ch.database)
     assert analyst.execute("SELECT 1")[0][0] == 1
     analyst.disconnect()
+
+
+def test_the_stack_prepares_a_server_its_clients_log_into(tmp_path):
+    """`stack up`'s ClickHouse step on a fresh state folder: passwords generated, users.xml
+    0600 with hashes only, and a client that only loaded the settings gets in (the analyst too)."""
+    import signal
+    import socket
+    import subprocess
+    import time
+
+    from yuqing.stack.components import CLICKHOUSE
+
+    def port() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    env = {"YUQING_STATE_DIR": str(tmp_path / "state"), "YUQING_CLICKHOUSE_PORT": str(port()),
+           "YUQING_CLICKHOUSE_HTTP_PORT": str(port())}
+    settings = load_settings(env=env)
+    assert not Path(settings.clickhouse.secrets_dir).exists()
+    CLICKHOUSE.prepare(settings)
+    users = settings.state_dir / "clickhouse" / "users.xml"
+    assert stat.S_IMODE(users.stat().st_mode) == 0o600
+    fresh = load_settings(env=env)  # what any later process sees
+    assert fresh.clickhouse.admin_password and fresh.clickhouse.admin_password not in users.read_text()
+    proc = subprocess.Popen(CLICKHOUSE.command(settings), cwd=settings.state_dir,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while not CLICKHOUSE.healthy(settings):
+            assert proc.poll() is None and time.monotonic() < deadline, "clickhouse-server did not start"
+            time.sleep(0.1)
+        client = connect(fresh.clickhouse)
+        assert client.execute("SELECT 1") == [(1,)]
+        client.execute(f"CREATE DATABASE {fresh.clickhouse.database}")
+        client.disconnect()
+        analyst = connect(fresh.clickhouse, user=fresh.clickhouse.analyst_user,
+                          password=fresh.clickhouse.analyst_secret, database=fresh.clickhouse.database)
+        assert analyst.execute("SELECT value FROM system.settings WHERE name = 'readonly'") == [("1",)]
+        analyst.disconnect()
+        _auth_refused(fresh.clickhouse, "default", "")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
