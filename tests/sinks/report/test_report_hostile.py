@@ -93,3 +93,30 @@ def test_md_cell_round_trips_through_commonmark(text):
     rendered = BeautifulSoup(MarkdownIt("commonmark").render(md_cell(text)), "html.parser")
     assert rendered.find_all(["a", "img", "code", "s", "del"]) == []
     assert rendered.get_text().strip() == text
+
+
+def _chromium_csp_messages(page) -> list[str]:
+    """What headless Chromium logs about the page's Content-Security-Policy."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:  # `make setup` installs it
+        pytest.fail("chromium is not installed: run `make setup`")
+    with tempfile.TemporaryDirectory() as profile:
+        proc = subprocess.run(
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}", "--enable-logging=stderr",
+             "--v=0", "--dump-dom", page.as_uri()], capture_output=True, timeout=60)
+    return [line for line in proc.stderr.decode(errors="replace").splitlines() if "Content Security Policy" in line]
+
+
+def test_a_real_browser_applies_the_stylesheet_under_the_policy(tmp_path):
+    html = render_html(report(post("https://weibo.com/1", HOSTILE_TEXT)))
+    page = tmp_path / "report.html"
+    page.write_text(html, encoding="utf-8")
+    assert _chromium_csp_messages(page) == []  # the hash admits the report's own stylesheet
+    tampered = tmp_path / "tampered.html"
+    tampered.write_text(html.replace("<style>", "<style>body{color:red}"), encoding="utf-8")
+    assert any("style-src" in m for m in _chromium_csp_messages(tampered))  # anything else is blocked
