@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from yuqing.config import Settings, load_settings
+from yuqing.config import load_settings
 
 USERS = {"admin": "admin-secret-1", "yuqing-crawler": "crawler-秘密-2"}
 
@@ -32,7 +32,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def scram_broker(tmp_path_factory):
-    jars = Settings().lib_dir / "kafka"
+    jars = load_settings().lib_dir / "kafka"
     if not any(jars.glob("kafka_2.13-*.jar")):
         pytest.fail(f"no Kafka jars in {jars}: `make setup` fetches them")
     if shutil.which("java") is None:
