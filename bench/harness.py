@@ -93,7 +93,11 @@ class Workbench:
 
         now = time.monotonic()
         if self._stack_pids is None or now - self._stack_pids[0] > max_age_s:
-            self._stack_pids = (now, {s.name: s.pid for s in manager.status(self.settings) if s.pid and s.healthy})
+            # the services `yuqing stack up` / `make run` use; a Flink session cluster someone
+            # left running is not part of what the bench measures
+            default = {c.name for c in manager.select(None)}
+            self._stack_pids = (now, {s.name: s.pid for s in manager.status(self.settings)
+                                      if s.pid and s.healthy and s.name in default})
         return dict(self._stack_pids[1])
 
     # --- topics and databases ---------------------------------------------------------
