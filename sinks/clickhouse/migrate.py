@@ -11,8 +11,8 @@ is skipped. Placeholders: `${db}`, `${analyst_user}`, `${analyst_profile}` (iden
 
 The files in `migrations/every_run/` are not recorded: they run on every migrate, so the
 analyst's password, profile and limits follow the settings (on servers with SQL access
-management; older servers take them from users.xml, which migrate rewrites when it is
-given the local server's file).
+management; older servers take profile and limits from the users.xml `stack up` writes, and
+migrate puts the analyst's current password into it when given the local server's file).
 """
 from __future__ import annotations
 
@@ -202,7 +202,8 @@ def apply_access(client, ch: ClickHouseSettings, version: tuple[int, int, int],
 
     Servers with SQL access management run migrations/every_run/; older ones read users
     (and their profiles) only from users.xml: when migrate is given the local server's
-    file, it is rewritten from the settings and the server's reload is awaited.
+    file, the analyst's password in it is brought in line with the settings and the
+    server's reload is awaited (profile, limits and database come from `stack up`).
     """
     from .client import error_text
 
@@ -222,49 +223,69 @@ def apply_access(client, ch: ClickHouseSettings, version: tuple[int, int, int],
         return f"analyst {ch.analyst_user}: password and profile {ANALYST_PROFILE} applied ({ran} statements)"
     if users_xml is None:
         return f"analyst {ch.analyst_user}: defined by the server's users.xml (no SQL access management before 20.5)"
-    _rewrite_users_xml(ch, users_xml)
-    return f"analyst {ch.analyst_user}: users.xml rewritten and reloaded by the server"
+    return _refresh_users_xml_password(ch, users_xml)
 
 
-def _rewrite_users_xml(ch: ClickHouseSettings, users_xml: Path) -> None:
+def _refresh_users_xml_password(ch: ClickHouseSettings, users_xml: Path) -> str:
+    """Put the settings' analyst password (as sha256) into the local server's users.xml.
+
+    Only the password element changes: the file is the stack's, rendered at `stack up` for
+    its database, and a migrate of another database must not move the analyst there."""
+    import os
+    import time
+    import xml.etree.ElementTree as ET
+
+    password = ch.analyst_secret
+    if not password:
+        return f"analyst {ch.analyst_user}: no password in the settings or {ch.secrets_dir}; users.xml left as it is"
+    try:
+        tree = ET.parse(users_xml)
+    except (OSError, ET.ParseError) as exc:
+        raise MigrationError(f"{users_xml}: cannot read it: {exc}") from None
+    user = tree.getroot().find(f"users/{ch.analyst_user}")
+    if user is None:
+        return f"analyst {ch.analyst_user}: not in {users_xml}; left as it is"
+    digest = hashlib.sha256(password.encode("utf-8")).hexdigest()
+    current = user.find("password_sha256_hex")
+    if current is not None and (current.text or "").strip() == digest and user.find("password") is None:
+        return f"analyst {ch.analyst_user}: users.xml already has this password"
+    for old in user.findall("password") + user.findall("password_sha256_hex"):
+        user.remove(old)
+    element = ET.Element("password_sha256_hex")
+    element.text = digest
+    user.insert(0, element)
+    old_mtime = users_xml.stat().st_mtime
+    tmp = users_xml.with_suffix(".xml.tmp")
+    tree.write(tmp, encoding="utf-8", xml_declaration=True)
+    tmp.chmod(0o600)
+    # the server notices a change by the file's modification time in whole seconds: a
+    # rewrite within the second of the last one would go unseen
+    mtime = max(time.time(), old_mtime + 2)
+    os.utime(tmp, (mtime, mtime))
+    tmp.replace(users_xml)
+    _await_analyst_login(ch, password, users_xml, user.findtext("allow_databases/database") or "default")
+    return f"analyst {ch.analyst_user}: new password written to users.xml and loaded by the server"
+
+
+def _await_analyst_login(ch: ClickHouseSettings, password: str, users_xml: Path, allowed: str) -> None:
     import time
 
-    from yuqing.config import ConfigError, Settings
-
     from .client import connect
-    from .server_config import render_users_xml
 
-    try:
-        text = render_users_xml(Settings(clickhouse=ch))
-    except ConfigError as exc:
-        raise MigrationError(str(exc)) from None
-    if not users_xml.is_file() or users_xml.read_text(encoding="utf-8") != text:
-        import os
-
-        old_mtime = users_xml.stat().st_mtime if users_xml.is_file() else 0.0
-        tmp = users_xml.with_suffix(".xml.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.chmod(0o600)
-        # the server notices a change by the file's modification time in whole seconds: a
-        # rewrite within the second of the last one would go unseen
-        mtime = max(time.time(), old_mtime + 2)
-        os.utime(tmp, (mtime, mtime))
-        tmp.replace(users_xml)
     deadline = time.monotonic() + USERS_RELOAD_WAIT_S
     last = ""
-    while True:  # the server re-reads the file on its own: wait until the analyst's password works
-        analyst = connect(ch, user=ch.analyst_user, password=ch.analyst_secret, database=ch.database)
+    while True:  # the server re-reads the file on its own: wait until the new password works
+        analyst = connect(ch, user=ch.analyst_user, password=password, database=allowed)
         try:
-            if analyst.execute("SELECT value FROM system.settings WHERE name = 'readonly'") == [("1",)]:
-                return
-            last = "the analyst is not read-only"
+            analyst.execute("SELECT 1")
+            return
         except Exception as exc:  # noqa: BLE001 - retried until the deadline
             last = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         finally:
             analyst.disconnect()
         if time.monotonic() > deadline:
-            raise MigrationError(f"{users_xml} rewritten, but the server did not take it within "
-                                 f"{USERS_RELOAD_WAIT_S:.0f} s: {last}")
+            raise MigrationError(f"{users_xml} rewritten, but the server did not take the analyst's new "
+                                 f"password within {USERS_RELOAD_WAIT_S:.0f} s (database {allowed}): {last}")
         time.sleep(0.5)
 
 

@@ -142,6 +142,20 @@ def test_migrate_again_with_a_new_analyst_password_applies_it(access):
     analyst = connect(explicit, user=ch.analyst_user, password="from-settings", database=ch.database)
     assert analyst.execute("SELECT 1")[0][0] == 1
     analyst.disconnect()
+    # migrating another database (as the end-to-end test does on the shared stack) leaves the
+    # analyst where `stack up` put it; with no analyst password known, users.xml is left alone
+    before = (access.root / "users.xml").read_text(encoding="utf-8")
+    other = replace(explicit, database="yq_other_db")
+    client = connect(other)
+    try:
+        assert "already has this password" in mig.migrate(client, other, users_xml=access.root / "users.xml").access
+        unknown = replace(other, analyst_password="", secrets_dir=str(access.root / "no-secrets"))
+        assert "left as it is" in mig.migrate(client, unknown, users_xml=access.root / "users.xml").access
+        client.execute("DROP DATABASE IF EXISTS yq_other_db")
+    finally:
+        client.disconnect()
+    assert (access.root / "users.xml").read_text(encoding="utf-8") == before
+    assert "<database>" + ch.database + "</database>" in before
 
 
 def test_the_stack_prepares_a_server_its_clients_log_into(tmp_path):
