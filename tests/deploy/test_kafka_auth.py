@@ -144,3 +144,21 @@ def test_settings_refuse_half_configured_auth():
     assert jaas == ('org.apache.flink.kafka.shaded.org.apache.kafka.common.security.scram.ScramLoginModule required '
                     'username="yuqing-job" password="pw";')
     assert k.librdkafka_options()["ssl.ca.location"] == "/etc/kafka-ca/ca.crt"
+
+
+def test_the_flink_job_passes_the_auth_to_its_kafka_source_and_sinks():
+    from scoring import job
+
+    root = Path(__file__).resolve().parents[2]
+    env = {"YUQING_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "YUQING_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+           "YUQING_KAFKA_SASL_USERNAME": "yuqing-job", "YUQING_KAFKA_SASL_PASSWORD": "pw-1",
+           "YUQING_KAFKA_SSL_CAFILE": "/etc/kafka-ca/ca.crt"}
+    secured, plain = load_settings(env=env), load_settings(env={})
+    cfg = job.JobConfig.build(secured, root / "data" / "watchlist.sample.yaml", metrics_port=0, udf_metrics_port=0)
+    jaas = ("'properties.sasl.jaas.config' = 'org.apache.flink.kafka.shaded.org.apache.kafka.common.security.scram."
+            "ScramLoginModule required username=\"yuqing-job\" password=\"pw-1\";'")
+    for ddl in (job.kafka_source_ddl(secured, cfg, "yuqing-scoring", False), job.kafka_sink_ddl("s", "alerts", secured)):
+        assert "'properties.security.protocol' = 'SASL_SSL'" in ddl and jaas in ddl
+        assert "'properties.ssl.truststore.location' = '/etc/kafka-ca/ca.crt'" in ddl
+    for ddl in (job.kafka_source_ddl(plain, cfg, "yuqing-scoring", False), job.kafka_sink_ddl("s", "alerts", plain)):
+        assert "security.protocol" not in ddl and "jaas" not in ddl
