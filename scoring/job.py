@@ -375,6 +375,9 @@ def _make_window_scorer(cfg: JobConfig, alerts_tag):
                                      "first_detected_ms": event.first_detected_ms}
             self.state.update(json.dumps(stored, ensure_ascii=False))
             record = dict(assessment.to_dict(), provisional=True)
+            # the risk gauges too, so that the Prometheus -> Alertmanager path pages as early;
+            # the closed window sets them again when it is scored
+            self.metrics.set_assessment(record)
             self.metrics.assessments.labels(record["level"]).inc()
             yield json.dumps(record, ensure_ascii=False)
             alert = dict(event.to_dict(), provisional=True)
