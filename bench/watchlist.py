@@ -220,7 +220,7 @@ def state_posts(data: dict, n: int, start_ms: int, seed: int = SEED):
         yield ts, post["id"].encode(), json.dumps(post, ensure_ascii=False).encode()
 
 
-def run_jobs(wb: Workbench, n: int, progress=say, sizes=SIZES, state_posts_n: int = 100_000) -> dict:
+def run_jobs(wb: Workbench, n: int, progress=say, sizes=SIZES, state_posts_n: int | None = None) -> dict:
     """The stack half: the job at every size, then the state at 10,000 brands x 8 categories."""
     from bench.throughput import RAW_PARTITIONS
     from scoring.batch import key_pairs
@@ -235,7 +235,7 @@ def run_jobs(wb: Workbench, n: int, progress=say, sizes=SIZES, state_posts_n: in
     for size in sizes:
         path = _write_watchlist(wb.run_dir / "watchlists" / f"brands-{size}.yaml", watchlist_data(size))
         progress(f"watchlist: job at {size:,} brands")
-        row = run_job(wb, f"wl{size}", path, topics["raw"], n, timeout_s=300 + n / 200)
+        row = run_job(wb, f"wl{size}", path, topics["raw"], n, timeout_s=900 + n / 50)
         out[f"watchlist_job_{size}"] = row
         progress(f"watchlist: job at {size:,} brands: {row['posts_per_s']:,.0f} posts/s, "
                  f"{row['cpu_us_per_post']} µs of CPU per post")
@@ -244,6 +244,7 @@ def run_jobs(wb: Workbench, n: int, progress=say, sizes=SIZES, state_posts_n: in
         out[f"watchlist_job_{size}"]["ratio"] = round(out[f"watchlist_job_{size}"]["posts_per_s"] / base, 3)
 
     # state at scale
+    state_posts_n = state_posts_n or n
     from yuqing import synth_watchlist
 
     data = synth_watchlist.watchlist_data(STATE_BRANDS, seed=SEED)
@@ -265,7 +266,7 @@ def run_jobs(wb: Workbench, n: int, progress=say, sizes=SIZES, state_posts_n: in
         chunk = texts[i:i + BATCH]
         for r in matcher.match_many([p["text"] for p in chunk], [p.get("title") for p in chunk]):
             keys.update(r.pairs)
-    row = run_job(wb, "wl-state", path, state_topics["raw"], state_posts_n, timeout_s=300 + state_posts_n / 100,
+    row = run_job(wb, "wl-state", path, state_topics["raw"], state_posts_n, timeout_s=900 + state_posts_n / 25,
                   checkpoint_s=5)
     row.update({"brands": STATE_BRANDS, "categories": len(wl.categories), "possible_keys": len(key_pairs(wl)),
                 "keys_with_posts": len(keys),
