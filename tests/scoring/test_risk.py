@@ -168,3 +168,67 @@ def test_playbooks_have_levels_and_golden_hours():
     assert "专项小组" in books["high"].title
     hours = [d.hours for d in books["high"].deadlines]
     assert 2 in hours and 4 in hours and 12 in hours
+
+
+# ---------------------------------------------------------------- a key's normal (issue #20)
+
+
+def loud(windows: int = 240, posts: int = 120, negative: int = 114, platforms: int = 6) -> Baseline:
+    """A key that has seen `windows` identical windows (a big brand's everyday privacy grumbling)."""
+    from scoring.risk import NormalConfig
+
+    b = Baseline()
+    for i in range(windows):
+        b = update_baseline(b, stats(posts=posts, user_posts=posts, negative_posts=negative,
+                                     neg_intensity_sum=negative * 880, distinct_platforms=platforms,
+                                     window_start_ms=i * MIN - 9 * MIN, window_end_ms=(i + 1) * MIN),
+                            normal=NormalConfig())
+    return b
+
+
+def test_a_loud_keys_ordinary_window_is_not_harm_or_spread_beyond_its_normal():
+    from scoring.risk import assess
+
+    b = loud()
+    usual = at(b, posts=120, user_posts=120, negative_posts=114, neg_intensity_sum=114 * 880, distinct_platforms=6)
+    cfg = RiskConfig()
+    now = assess(usual, b, 0.9, cfg)
+    absolute = (influence(usual), severity(usual, 0.9))
+    assert absolute[0] > 0.4 and absolute[1] > 0.75  # what the old model counted
+    assert now.influence < 0.1 and now.severity == pytest.approx(0.9 * 0.25, abs=0.02)
+    assert level_for(now.risk_score) == "low"
+    tripled = at(b, posts=360, user_posts=330, media_posts=10, kol_posts=20, big_posts=30,
+                 negative_posts=350, neg_intensity_sum=350 * 900, distinct_platforms=6, max_reach=20_000_000)
+    story = assess(tripled, b, 0.9, cfg)
+    assert story.influence > 0.35 and story.severity > 0.55 and level_for(story.risk_score) != "low"
+
+
+def test_a_quiet_key_is_scored_on_absolute_numbers_as_before():
+    from scoring.risk import assess, normal_share
+
+    b = loud(posts=8, negative=7, platforms=2)  # under a post a minute
+    assert normal_share(b) == 0.0
+    s = at(b, posts=15, user_posts=10, media_posts=5, negative_posts=12, neg_intensity_sum=12 * 900, legal_hits=4)
+    got = assess(s, b, 0.9, RiskConfig())
+    assert got.influence == influence(s) and got.severity == severity(s, 0.9)
+
+
+def test_a_settled_key_does_not_learn_from_elevated_windows_but_a_young_one_does():
+    from scoring.risk import NormalConfig
+
+    big = stats(posts=600, user_posts=600, negative_posts=590, window_start_ms=0, window_end_ms=10 * MIN)
+    settled = loud()
+    after = update_baseline(settled, at(settled, **{k: getattr(big, k) for k in ("posts", "user_posts", "negative_posts")}),
+                            normal=NormalConfig(), elevated=True)
+    assert after.norm_posts == pytest.approx(settled.norm_posts) and after.norm_windows == settled.norm_windows
+    assert after.mean > settled.mean  # the short memory (volatility) still moves
+    young = update_baseline(Baseline(), big, normal=NormalConfig(), elevated=True)
+    assert young.norm_posts > 0 and young.norm_windows == 1
+
+
+def test_normal_settings_are_validated():
+    assert parse_risk_config({"normal": {"quiet_rate": 5, "alpha": 0.01}}).normal.quiet_rate == 5.0
+    with pytest.raises(RiskConfigError, match="normal.alpha"):
+        parse_risk_config({"normal": {"alpha": 0}})
+    with pytest.raises(RiskConfigError, match="unknown risk setting 'normal.memory'"):
+        parse_risk_config({"normal": {"memory": 60}})
