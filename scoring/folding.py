@@ -12,6 +12,7 @@ Stored text is never folded: a post keeps the characters it was written in (it i
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 # Where OpenCC's t2s changes a single character: CJK symbols, the unified ideographs with
 # extension A, the compatibility ideographs, and the supplementary ideograph planes.
@@ -23,21 +24,43 @@ _T2S_RANGES = ((0x2E80, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0xFE30, 0x
 def t2s_characters() -> dict[int, str]:
     """Code point -> simplified character(s), for every character t2s changes on its own.
 
-    Built once per process (~50 ms) by converting each candidate character through OpenCC,
-    one line per character so that no phrase rule spans two of them."""
-    import opencc
+    Built once per process (~0.1 s) by converting each candidate character, one line per
+    character so that no phrase rule spans two of them. Through the `opencc` program that
+    the opencc wheel ships, not its Python binding: the job's window scorer runs inside the
+    JVM's embedded interpreter (PyFlink thread mode), where the binding's GIL handling
+    deadlocked the job. The binding is the fallback where the program is missing."""
+    chars = [chr(cp) for lo, hi in _T2S_RANGES for cp in range(lo, hi + 1)]
+    source = "\n".join(chars)
+    out = _convert_with_program(source)
+    if out is None:
+        import opencc
 
-    converter = opencc.OpenCC("t2s")
-    table: dict[int, str] = {}
-    for lo, hi in _T2S_RANGES:
-        chars = [chr(cp) for cp in range(lo, hi + 1)]
-        out = converter.convert("\n".join(chars)).split("\n")
-        if len(out) != len(chars):  # a conversion swallowed or made a line: go one by one
-            out = [converter.convert(ch) for ch in chars]
-        for ch, folded in zip(chars, out):
-            if folded != ch and folded:
-                table[ord(ch)] = folded
-    return table
+        out = opencc.OpenCC("t2s").convert(source)
+    lines = out.split("\n")
+    if len(lines) != len(chars):
+        raise RuntimeError("OpenCC t2s changed the number of lines of a one-character-per-line table")
+    return {ord(ch): folded for ch, folded in zip(chars, lines) if folded != ch and folded}
+
+
+def _convert_with_program(text: str) -> str | None:
+    """OpenCC t2s through the wheel's own command-line program, or None if it has none."""
+    import subprocess
+    from importlib.util import find_spec
+
+    spec = find_spec("opencc")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    clib = Path(list(spec.submodule_search_locations)[0]) / "clib"
+    program, config = clib / "bin" / "opencc", clib / "share" / "opencc" / "t2s.json"
+    if not (program.is_file() and config.is_file()):
+        return None
+    try:
+        run = subprocess.run([str(program), "-c", str(config)], input=text.encode("utf-8"),
+                             capture_output=True, timeout=60, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    out = run.stdout.decode("utf-8")
+    return out[:-1] if out.endswith("\n") and not text.endswith("\n") else out
 
 
 # Full-width letters and digits (ＫｕａｉＳｏｎｇ, ３１５): folded to ASCII. Full-width

@@ -29,8 +29,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-import ahocorasick
-
 from scoring.folding import fold, fold_all
 from scoring.watchlist import GENERAL, Watchlist
 
@@ -115,6 +113,8 @@ class _WordTable:
         self.modes: list[int] = []
         self.bounds: list[tuple[bool, bool]] = []  # (check head, check tail) for ASCII words
         self.roles: list[list[tuple[int, int]]] = []
+        import ahocorasick  # here, not at import: the job's window scorer imports this module
+
         self.automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
 
     def add(self, word: str, role: tuple[int, int]) -> None:
