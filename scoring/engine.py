@@ -178,6 +178,7 @@ class Engine:
         from scoring.incidents import IncidentBook, IncidentConfig
 
         self.incident_book = IncidentBook(IncidentConfig(quiet_s=self.cfg.alerts.incident_quiet_s))
+        self._step_alerts: list[AlertEvent] = []  # this watermark step's key alerts, for the incidents
         self.result = EngineResult()
 
     # -- input
@@ -266,12 +267,17 @@ class Engine:
             due.extend((end, key) for end in ends)
         due.sort()
         for end, key in due:
-            self.result.incidents.extend(self.incident_book.advance(end))
             self._fill_silence(key, end)
             self._fire(key, end)
         # a key above low keeps being assessed while it is silent, so that its level can fall
         for key in [k for k, st in self.states.items() if st.alert.level != "low"]:
             self._fill_silence(key, watermark + 1)
+        # incidents see the step's key alerts in event-time order (ties by brand, category),
+        # as `yuqing replay` gives them the job's: keys fire in their own order within a step
+        for event in sorted(self._step_alerts, key=lambda e: (e.at_ms, e.brand, e.category)):
+            self.result.incidents.extend(self.incident_book.advance(event.at_ms))
+            self.result.incidents.extend(self.incident_book.key_alert(event.to_dict()))
+        self._step_alerts.clear()
         self.result.incidents.extend(self.incident_book.advance(watermark))
         for key in {key for _, key in due}:
             panes = self._panes[key]
@@ -318,4 +324,4 @@ class Engine:
         self.result.assessments.append(assessment)
         if event is not None:
             self.result.alerts.append(event)
-            self.result.incidents.extend(self.incident_book.key_alert(event.to_dict()))
+            self._step_alerts.append(event)

@@ -13,6 +13,8 @@ from typing import Any
 
 from .config import LEVELS
 
+INCIDENT_KINDS = ("opened", "escalated", "updated", "lowered", "closed")  # scoring/incidents.py KINDS
+
 SEVERITY_LEVEL = {"critical": "high", "warning": "medium"}
 
 
@@ -67,7 +69,10 @@ class Notice:
     at: datetime | None = None
     window_start: datetime | None = None
     window_end: datetime | None = None
-    alert_id: str | None = None
+    alert_id: str | None = None  # on incident records: the incident id (scoring/incidents.py)
+    incident_id: str | None = None
+    kind: str | None = None  # opened | escalated | updated | lowered | closed (None: a record before incidents)
+    categories: tuple[tuple[str, str], ...] = ()  # the incident's (category, level) pairs
     examples: tuple[Example, ...] = ()
     playbook: Playbook | None = None
     deadlines: tuple[Deadline, ...] = ()
@@ -119,7 +124,7 @@ class Notice:
                 value = [{"name": d.name, "due_at": d.due_at.isoformat()} for d in value]
             elif f.name == "playbook" and value is not None:
                 value = {"title": value.title, "owner": value.owner, "steps": list(value.steps)}
-            elif f.name == "labels":
+            elif f.name in ("labels", "categories"):
                 value = [list(kv) for kv in value]
             out[f.name] = value
         return out
@@ -134,6 +139,7 @@ class Notice:
         pb = kwargs.get("playbook")
         kwargs["playbook"] = Playbook(pb["title"], pb.get("owner"), tuple(pb.get("steps") or ())) if pb else None
         kwargs["labels"] = tuple((k, v) for k, v in kwargs.get("labels") or ())
+        kwargs["categories"] = tuple((c, lv) for c, lv in kwargs.get("categories") or ())
         return cls(**kwargs)
 
 
@@ -184,7 +190,10 @@ def notice_from_alert_event(event: Any) -> Notice:
     if missing:
         raise NoticeError(f"alert event lacks {', '.join(missing)}")
     kind, level = event["event"], event["level"]
-    if kind not in ("raised", "lowered"):
+    incident_kind = event.get("kind")
+    if incident_kind is not None and incident_kind not in INCIDENT_KINDS:
+        raise NoticeError(f"alert event: kind must be one of {', '.join(INCIDENT_KINDS)}, got {str(incident_kind)[:20]!r}")
+    if kind not in ("raised", "lowered") and not (kind == "closed" and incident_kind == "closed"):
         raise NoticeError(f"alert event: event must be raised or lowered, got {kind!r}")
     if level not in LEVELS:
         raise NoticeError(f"alert event: unknown level {level!r}")
@@ -198,10 +207,19 @@ def notice_from_alert_event(event: Any) -> Notice:
     for d in event.get("deadlines") or []:
         if isinstance(d, dict) and d.get("name") and d.get("due_at"):
             deadlines.append(Deadline(str(d["name"]), parse_time(d["due_at"])))
-    if kind == "raised":
-        status, notice_level, new_level = "firing", level, None
+    if incident_kind in ("updated", "lowered"):
+        # news inside an open incident: recorded, never a page (docs/alerting.md, "Incidents")
+        status, notice_level, new_level = "update", level, None
+    elif incident_kind == "closed":
+        status, notice_level, new_level = "resolved", event.get("incident_level") or previous or level, "low"
+    elif kind == "raised":  # opened / escalated, or a record written before incidents
+        status, notice_level, new_level = "firing", event.get("incident_level") or level, None
     else:  # lowered: the page is about the level that ended
         status, notice_level, new_level = "resolved", previous or level, level
+    if notice_level not in LEVELS:
+        raise NoticeError(f"alert event: unknown incident level {notice_level!r}")
+    categories = tuple((str(c.get("category"))[:40], str(c.get("level"))[:10]) for c in (event.get("categories") or [])[:20]
+                       if isinstance(c, dict) and c.get("category") and c.get("level") in LEVELS)
     route = "critical" if notice_level == "high" else "warning"
     return Notice(
         path="kafka", route=route, status=status, alertname="YuqingRiskEvent",
@@ -213,7 +231,8 @@ def notice_from_alert_event(event: Any) -> Notice:
         first_detected_at=parse_time(event.get("first_detected_at")), at=parse_time(event.get("at")),
         window_start=parse_time(event.get("window_start")), window_end=parse_time(event.get("window_end")),
         alert_id=event.get("alert_id"), examples=examples, playbook=playbook, deadlines=tuple(deadlines),
-        draft=_draft(event) if kind == "raised" else None,
+        incident_id=_str_or_none(event.get("incident_id"), 64), kind=incident_kind, categories=categories,
+        draft=_draft(event) if status == "firing" else None,
         forecast=event.get("forecast") if isinstance(event.get("forecast"), dict) else None,
     )
 

@@ -38,6 +38,9 @@ def format_duration_zh(seconds: float) -> str:
     return f"{mins}分钟"
 
 
+KIND_ZH = {"opened": "（新事件）", "escalated": "（事件升级）", "closed": "（事件结束）"}
+
+
 def countdown_zh(name: str, due_at: datetime, now: datetime) -> str:
     left = (due_at - now).total_seconds()
     if left > 0:
@@ -91,6 +94,12 @@ def render(notice: Notice, now: datetime, *, markdown: bool = False, dialect: Di
         lines.append(t(notice.summary_zh))
     if notice.is_brand_alert:
         lines.append(f"{b('等级')}：{LEVEL_ZH.get(notice.level, t(notice.level))}（{t(notice.level)}）")
+        if notice.incident_id:
+            kind = KIND_ZH.get(notice.kind or "", "")
+            lines.append(f"{b('事件')}：{t(notice.incident_id)}{kind}")
+        if len(notice.categories) > 1 or (notice.categories and notice.categories[0][0] != notice.category):
+            shown = "，".join(f"{t(c)}（{LEVEL_ZH.get(lv, t(lv))}）" for c, lv in notice.categories)
+            lines.append(f"{b('涉及类别')}：{shown}")
         lines.append(
             f"{b('风险分')}：{_fmt(notice.risk_score)}（影响力 {_fmt(notice.influence)}｜"
             f"严重度 {_fmt(notice.severity)}｜波动性 {_fmt(notice.volatility)}）")

@@ -84,6 +84,8 @@ class NotifyService:
         """A Kafka `alerts` record; True if it was paged. Raises NoticeError if malformed."""
         notice = notice_from_alert_event(event)
         self.metrics.notify_received.labels("kafka").inc()
+        if notice.status == "update":
+            return False  # an incident's update or partial fall: recorded, not a page
         if notice.status == "firing":
             self._latest_event[(notice.brand or "", notice.category or "")] = notice
         if LEVELS.index(notice.level) < LEVELS.index(self.config.kafka.min_level):

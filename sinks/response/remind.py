@@ -50,7 +50,7 @@ def _draft_for(alert: dict[str, Any], hours: float, library: Library | None) -> 
 def reminder_notice(alert: dict[str, Any], clock: Clock, reminder: Reminder, now: datetime,
                     library: Library | None = None) -> Notice:
     """The notifier's Notice for this alert, with the reminder and draft on top."""
-    notice = notice_from_alert_event({**alert, "event": "raised"})
+    notice = notice_from_alert_event({**alert, "event": "raised", "kind": None})  # a reminder pages whatever the record's kind
     owner = (f"认领人：{clock.acked_by}" if clock.acked_by
              else f"尚未认领！认领：yuqing ack {clock.alert_id} --by 姓名")
     parts = [reminder.text(now), owner]
