@@ -20,7 +20,8 @@ _MIN_TS = 0
 _MAX_TS = 2**32 - 1
 LEVELS = ("low", "medium", "high")
 POST_REQUIRED = ("id", "platform", "text", "published_at", "sentiment", "negative")
-ALERT_EVENTS = ("raised", "lowered")
+ALERT_EVENTS = ("raised", "lowered", "closed")  # "closed": an incident's end (scoring/incidents.py)
+INCIDENT_KINDS = ("opened", "escalated", "updated", "lowered", "closed")
 ALERT_ACTIONS = ("acked", "resolved", "escalated", "noted")
 
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -40,6 +41,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "first_detected_at", "window_start", "window_end", "posts", "negative_ratio",
         "influence", "severity", "volatility", "risk_score", "playbook_title",
         "playbook_owner", "first_deadline_at", "examples", "playbook", "deadlines",
+        "incident_id", "kind", "key_alert_id", "incident_level", "categories",
     ),
     "alert_actions": ("alert_id", "action", "actor", "at", "note"),
     "rejects": (
@@ -360,6 +362,15 @@ def alert_row(obj: dict) -> tuple:
     if not isinstance(examples, list):
         raise RowError("examples: expected a list")
     due = [_time(d, "due_at") for d in deadlines if d.get("due_at") is not None]
+    categories = obj.get("categories") or []
+    if not isinstance(categories, list) or not all(isinstance(c, dict) for c in categories):
+        raise RowError("categories: expected a list of objects")
+    kind = obj.get("kind")
+    if kind is not None and kind not in INCIDENT_KINDS:
+        raise RowError(f"kind: must be one of {', '.join(INCIDENT_KINDS)}")
+    closed = obj.get("event") == "closed"
+    if closed and kind != "closed":
+        raise RowError("event: closed only on an incident's close record (kind closed)")
     return (
         _str(obj, "alert_id", required=True),
         _choice(obj, "event", ALERT_EVENTS),
@@ -369,8 +380,8 @@ def alert_row(obj: dict) -> tuple:
         _choice(obj, "previous_level", LEVELS, default="low"),
         _time(obj, "at"),
         _time(obj, "first_detected_at", required=False) or _time(obj, "at"),
-        _time(obj, "window_start"),
-        _time(obj, "window_end"),
+        _time(obj, "window_start", required=not closed) or _time(obj, "at"),  # a close has no window
+        _time(obj, "window_end", required=not closed) or _time(obj, "at"),
         _int(obj, "posts", bits=32),
         _unit(obj, "negative_ratio", required=False),
         _unit(obj, "influence", required=False),
@@ -383,6 +394,11 @@ def alert_row(obj: dict) -> tuple:
         _json(examples),
         _json(playbook),
         _json(deadlines),
+        _str(obj, "incident_id"),
+        kind or "",
+        _str(obj, "key_alert_id"),
+        _choice(obj, "incident_level", LEVELS, default=obj.get("level") if obj.get("level") in LEVELS else "low"),
+        _json(categories),
     )
 
 
