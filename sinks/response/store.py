@@ -26,7 +26,9 @@ _ALERT_COLUMNS = (
     "alert_id", "event", "brand", "category", "level", "previous_level", "at", "first_detected_at",
     "window_start", "window_end", "posts", "negative_ratio", "influence", "severity", "volatility",
     "risk_score", "examples", "playbook", "deadlines",
+    "incident_id", "kind", "incident_level", "categories",  # migration 0101_incidents.sql
 )
+PAGE_KINDS = ("opened", "escalated")  # an incident's pages (scoring/incidents.py)
 
 
 def _utc(ts: datetime | None) -> datetime | None:
@@ -60,6 +62,11 @@ def row_to_alert(row: tuple) -> dict[str, Any]:
     d["examples"] = _load_json(d["examples"], [])
     d["playbook"] = _load_json(d["playbook"], {})
     d["deadlines"] = _load_json(d["deadlines"], [])
+    if d["incident_id"]:
+        d["categories"] = _load_json(d["categories"], [])
+    else:  # a record from before incidents: as it was written
+        for key in ("incident_id", "kind", "incident_level", "categories"):
+            d.pop(key)
     return d
 
 
@@ -99,7 +106,10 @@ class ResponseStore:
             "WHERE alert_id = %(id)s ORDER BY at DESC, inserted_at DESC", {"id": alert_id})
         if not rows:
             return None
-        alert = row_to_alert(rows[0])
+        # an incident: its latest page (deadlines and playbook of the level that paged), not
+        # a later update of one of its keys
+        kind_at = _ALERT_COLUMNS.index("kind")
+        alert = row_to_alert(next((r for r in rows if r[kind_at] in PAGE_KINDS), rows[0]))
         levels = [r[_ALERT_COLUMNS.index("level")] for r in rows]
         alert["top_level"] = max(levels, key=("low", "medium", "high").index)
         return alert
@@ -108,8 +118,11 @@ class ResponseStore:
         """Alerts first detected since `since` whose latest event is above low and that
         nobody resolved."""
         rows = self._c().execute(
-            f"SELECT alert_id, argMax(level, at) AS last_level FROM {self.db}.alerts "
-            "WHERE first_detected_at >= toDateTime(%(since)s) GROUP BY alert_id HAVING last_level != 'low' "
+            f"SELECT alert_id, argMax(level, at) AS last_level, argMax(toString(kind), at) AS last_kind "
+            f"FROM {self.db}.alerts "
+            "WHERE first_detected_at >= toDateTime(%(since)s) GROUP BY alert_id "
+            # an incident is open until its close; an alert from before incidents until it fell to low
+            "HAVING ((last_kind = '' AND last_level != 'low') OR last_kind NOT IN ('', 'closed')) "
             f"AND alert_id NOT IN (SELECT alert_id FROM {self.db}.alert_actions WHERE action = 'resolved') "
             "ORDER BY alert_id", {"since": _epoch(since)})
         return [r[0] for r in rows]

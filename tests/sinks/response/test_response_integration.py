@@ -143,3 +143,47 @@ def test_respond_offline_from_an_alert_file(tmp_path, capsys, cli):
     bad.mkdir()
     with pytest.raises(CommandError, match="no template for category 'general'"):
         cli("respond", "--alert-file", str(f), "--templates", str(bad))
+
+
+def incident_from(*keys: dict) -> list[dict]:
+    """Key alert records through the incident stage (scoring/incidents.py), as the job publishes them."""
+    from scoring.incidents import IncidentState, on_key_alert
+
+    state, out = IncidentState(), []
+    for record in keys:
+        state, got = on_key_alert(state, record)
+        out.extend(got)
+    return out
+
+
+def test_ack_remind_and_respond_follow_the_incident_and_old_alert_ids_still_work(response_db, cli, robot, capsys):
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    detected = now - timedelta(minutes=105)  # the first statement is due in 15 min
+    privacy = make_alert(detected, level="medium")
+    legal = make_alert(detected + timedelta(minutes=30), level="high", category="legal")
+    fell = dict(make_alert(detected + timedelta(minutes=50), level="high", category="legal"),
+                event="lowered", level="low", previous_level="high")
+    records = incident_from(privacy, legal, fell)
+    assert [r["kind"] for r in records] == ["opened", "escalated", "lowered"]
+    old = make_alert(now - timedelta(minutes=100), level="medium", category="refund", brand="星云支付")
+    write(response_db, records + [old])
+    incident = records[0]["incident_id"]
+
+    assert cli("respond", incident) == 0
+    out = capsys.readouterr().out
+    assert "快送" in out and "声明草稿" in out
+    config = parse_notify_config({"channels": [{"name": "oncall", "kind": "webhook", "url": robot.url}],
+                                  "retry": {"attempts": 1, "timeout_s": 5}}, env={})
+    with ResponseStore(response_db.clickhouse) as store:
+        # the incident is open (its privacy key is still medium) although its latest record is a key falling to low
+        assert sorted(store.open_alert_ids(now - timedelta(days=1))) == sorted([incident, old["alert_id"]])
+        alert = store.alert(incident)
+        assert alert["kind"] == "escalated" and alert["top_level"] == "high" and alert["first_detected_at"] == records[0]["first_detected_at"]
+        outcomes = run_once(store, config, now)
+        # deadlines run from the incident's first detection: one reminder for the incident, none per key
+        assert [(o.alert_id, o.deadline) for o in outcomes if o.alert_id == incident] == [
+            (incident, "首次声明 (first statement)")]
+    assert cli("ack", incident, "--by", "张三") == 0 and cli("ack", old["alert_id"], "--by", "李四") == 0
+    with ResponseStore(response_db.clickhouse) as store:
+        assert [a.actor for a in store.actions([incident]) if a.action == "acked"] == ["张三"]
+        assert [a.actor for a in store.actions([old["alert_id"]]) if a.action == "acked"] == ["李四"]
