@@ -70,6 +70,8 @@ class AlertSummary:
     peak_posts: int
     peak_risk: float
     clock: Clock
+    categories: tuple[str, ...] = ()  # an incident's categories (one for an alert from before incidents)
+    incident: bool = False  # a brand's incident (scoring/incidents.py), not a key-level alert
 
 
 @dataclass(frozen=True)
@@ -199,17 +201,19 @@ def load_report(store: ResponseStore, period: Period, brand: str | None = None, 
     rows = c.execute(
         f"SELECT alert_id, any(brand), any(category), groupArray(toString(level)), "
         f"argMax(toString(level), at), argMax(toString(event), at), min(first_detected_at), max(at), "
-        f"max(posts), max(risk_score), argMax(deadlines, at) FROM {db}.alerts FINAL "
+        # an incident's clock runs on its latest page's deadlines (a later update or close carries others)
+        f"max(posts), max(risk_score), argMaxIf(deadlines, at, toString(kind) IN ('', 'opened', 'escalated')), "
+        f"groupUniqArray(category), max(incident_id != '') FROM {db}.alerts FINAL "
         f"WHERE first_detected_at >= toDateTime(%(start)s) AND first_detected_at < toDateTime(%(end)s)"
         f"{' AND brand = %(brand)s' if brand else ''} GROUP BY alert_id ORDER BY min(first_detected_at), alert_id", p)
     actions = store.actions([r[0] for r in rows])
-    for aid, b, cat, levels, last_level, last_event, first, last_at, peak, risk, deadlines in rows:
+    for aid, b, cat, levels, last_level, last_event, first, last_at, peak, risk, deadlines, cats, incident in rows:
         top = max(levels, key=LEVEL_RANK.get)
         record = {"alert_id": aid, "first_detected_at": _aware(first).isoformat(), "top_level": top,
                   "deadlines": json.loads(deadlines or "[]")}
         data.alerts.append(AlertSummary(
             aid, b, cat, top, last_level, last_event, _aware(first), _aware(last_at), int(peak), float(risk),
-            clock_for(record, [a for a in actions if a.alert_id == aid])))
+            clock_for(record, [a for a in actions if a.alert_id == aid]), tuple(sorted(cats)), bool(incident)))
     return data
 
 
@@ -234,6 +238,8 @@ def as_dict(data: ReportData) -> dict[str, Any]:
                     "resolve_seconds": None if a.clock.time_to_resolve() is None
                     else a.clock.time_to_resolve().total_seconds(),
                     "resolve_met": a.clock.resolve_met()} for a in data.alerts],
+        "incidents": sum(1 for a in data.alerts if a.incident),
+        "incident_categories": {a.alert_id: list(a.categories) for a in data.alerts if a.incident},
         "rising": [{"brand": c.brand, "category": c.category, "posts": c.posts, "before": c.before}
                    for c in data.categories if c.change > 0],
     }

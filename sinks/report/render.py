@@ -112,12 +112,15 @@ def alert_rows(data: ReportData, markdown: bool = False) -> list[list[str]]:
             res += f"（限{format_duration_zh(res_dl.hours * 3600)}）"
         if c.resolved_at is not None:
             state = "已关闭"
-        elif a.last_level == "low":
+        elif a.incident and a.last_event == "closed":
+            state = "事件结束"
+        elif a.last_level == "low" and not a.incident:
             state = "已降级"
         else:
             state = "处理中"
         esc = (lambda s: s) if markdown else escape
-        rows.append([esc(a.alert_id), esc(a.brand), esc(_cat(a.category)), level, esc(_when(a.first_detected_at)),
+        cats = "、".join(_cat(x) for x in a.categories) if a.categories else _cat(a.category)
+        rows.append([esc(a.alert_id), esc(a.brand), esc(cats), level, esc(_when(a.first_detected_at)),
                      esc(str(a.peak_posts)), esc(c.acked_by or "未认领"),
                      esc(ack) + _verdict(c.ack_met(), markdown), esc(res) + _verdict(c.resolve_met(), markdown),
                      esc(state)])

@@ -200,3 +200,34 @@ def test_markdown_and_html_without_data_still_render():
     assert "本期无数据" not in html  # a brand filter names the brand
     assert html.count("<svg") == 2 and "无" in html
     assert "相关帖子 0 条" in render_markdown(data)
+
+
+def test_the_report_counts_incidents_with_their_categories(report_db):
+    """A two-category story is one incident in the report (issue #22), beside an old key-level alert."""
+    from scoring.incidents import IncidentState, on_key_alert, on_time
+
+    at = datetime(2026, 11, 18, 10, 0, tzinfo=CST)
+    state, records = IncidentState(), []
+    for r in (alert("快送", "privacy", "medium", at, 40), alert("快送", "legal", "high", at + timedelta(minutes=8), 60),
+              {**alert("快送", "legal", "high", at + timedelta(minutes=8), 60), "event": "lowered", "level": "low",
+               "previous_level": "high", "at": (at + timedelta(hours=2)).isoformat()},
+              {**alert("快送", "privacy", "medium", at, 40), "event": "lowered", "level": "low",
+               "previous_level": "medium", "at": (at + timedelta(hours=2, minutes=5)).isoformat()}):
+        state, got = on_key_alert(state, r)
+        records.extend(got)
+    records.extend(on_time(state, int((at + timedelta(days=1)).timestamp() * 1000))[1])
+    assert [r["kind"] for r in records] == ["opened", "escalated", "lowered", "lowered", "closed"]
+    old = alert("星云支付", "refund", "medium", at, 25)
+    writer = ClickHouseWriter(report_db.clickhouse, max_attempts=3)
+    try:
+        assert not writer.insert("alerts", [alert_row(a) for a in records + [old]]).refused
+    finally:
+        writer.close()
+    with ResponseStore(report_db.clickhouse) as store:
+        data = load_report(store, Period.from_dates(*WEEK))
+    got = as_dict(data)
+    assert got["incidents"] == 1 and len(got["alerts"]) == 2
+    assert got["incident_categories"] == {records[0]["incident_id"]: ["legal", "privacy"]}
+    incident = next(a for a in data.alerts if a.incident)
+    assert incident.top_level == "high" and incident.clock.deadlines  # the page's deadlines, not the close's none
+    assert "事件结束" in render_markdown(data)
