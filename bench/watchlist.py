@@ -30,6 +30,7 @@ from bench.harness import Workbench, say
 SIZES = (10, 100, 1_000, 10_000)
 BATCH = 1_000
 REPEATS = 3
+STARTUP_TIMEOUT_S = 600
 SEED = 19
 STATE_BRANDS = 10_000
 STATE_MINUTES = 120
@@ -125,7 +126,7 @@ def _write_watchlist(path: Path, data: dict) -> Path:
 
 
 def run_job(wb: Workbench, name: str, watchlist: Path, raw: str, n: int, timeout_s: float,
-            checkpoint_s: int = 30) -> dict:
+            checkpoint_s: int = 30, startup_timeout_s: float = STARTUP_TIMEOUT_S) -> dict:
     """One bounded job over `raw` with its own output topics; first output -> last assessment."""
     from bench.resources import CpuMeter
     from bench.throughput import OffsetWatch
@@ -145,6 +146,9 @@ def run_job(wb: Workbench, name: str, watchlist: Path, raw: str, n: int, timeout
     try:
         while True:
             now = time.monotonic()
+            if t_first is None and now - t_spawn > startup_timeout_s:
+                raise RuntimeError(f"no output within {startup_timeout_s:.0f} s of the start (the plan's "
+                                   "code generation grows with the number of keys)")
             if now - t_spawn > timeout_s:
                 raise RuntimeError(f"watchlist {name}: the job did not finish within {timeout_s:.0f} s; {job.log}")
             ends = watch.ends()
@@ -235,13 +239,23 @@ def run_jobs(wb: Workbench, n: int, progress=say, sizes=SIZES, state_posts_n: in
     for size in sizes:
         path = _write_watchlist(wb.run_dir / "watchlists" / f"brands-{size}.yaml", watchlist_data(size))
         progress(f"watchlist: job at {size:,} brands")
-        row = run_job(wb, f"wl{size}", path, topics["raw"], n, timeout_s=900 + n / 50)
+        try:
+            row = run_job(wb, f"wl{size}", path, topics["raw"], n, timeout_s=900 + n / 50)
+        except RuntimeError as exc:  # recorded, and the larger sizes are not tried
+            out[f"watchlist_job_{size}"] = {"error": str(exc)}
+            progress(f"watchlist: job at {size:,} brands: {exc}")
+            break
         out[f"watchlist_job_{size}"] = row
         progress(f"watchlist: job at {size:,} brands: {row['posts_per_s']:,.0f} posts/s, "
                  f"{row['cpu_us_per_post']} µs of CPU per post")
-    base = out[f"watchlist_job_{sizes[0]}"]["posts_per_s"]
+    base = out[f"watchlist_job_{sizes[0]}"].get("posts_per_s")
     for size in sizes:
-        out[f"watchlist_job_{size}"]["ratio"] = round(out[f"watchlist_job_{size}"]["posts_per_s"] / base, 3)
+        row = out.get(f"watchlist_job_{size}", {})
+        if base and row.get("posts_per_s"):
+            row["ratio"] = round(row["posts_per_s"] / base, 3)
+    if any("error" in out.get(f"watchlist_job_{size}", {}) for size in sizes):
+        out["watchlist_state"] = {"error": "not run: the job did not start at a smaller watchlist"}
+        return out
 
     # state at scale
     state_posts_n = state_posts_n or n
@@ -296,11 +310,15 @@ def render(results: dict) -> str:
                   f"{'brands':>8} {'posts/s':>9} {'ratio':>6} {'CPU µs/post':>12} {'assessments':>12}"]
         for n in SIZES:
             r = results.get(f"watchlist_job_{n}")
-            if r:
+            if r and "error" in r:
+                lines.append(f"{n:>8,} failed: {r['error']}")
+            elif r:
                 lines.append(f"{n:>8,} {r['posts_per_s']:>9,.0f} {r['ratio']:>6.2f} {r['cpu_us_per_post']:>12} "
                              f"{r['assessments']:>12,}")
     s = results.get("watchlist_state")
-    if s:
+    if s and "error" in s:
+        lines += ["", f"watchlist: state: {s['error']}"]
+    elif s:
         lines += ["", f"watchlist: state at {s['brands']:,} brands x {s['categories']} categories "
                       f"({s['possible_keys']:,} possible keys, {s['keys_with_posts']:,} with posts)",
                   f"  checkpoints {s['checkpoints']}, size max {s['checkpoint_max_bytes']:,} B "
