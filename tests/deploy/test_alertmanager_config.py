@@ -68,11 +68,11 @@ def test_every_notify_receiver_sends_the_token_and_high_inhibits_medium(rendered
     watchdog = cfg["route"]["routes"][0]
     assert watchdog["receiver"] == "deadmans-switch" and not watchdog.get("continue")
     assert watchdog["repeat_interval"] == "1m"
-    assert cfg["route"]["group_by"] == ["alertname", "brand", "category"]
+    assert cfg["route"]["group_by"] == ["alertname", "brand"]  # a brand's story is one group (incidents)
     critical = next(r for r in cfg["route"]["routes"] if r["receiver"] == "yuqing-critical")
     assert critical["group_wait"] == "1s"
     [inhibit] = cfg["inhibit_rules"]
-    assert inhibit["equal"] == ["brand", "category"] and "YuqingHighRisk" in inhibit["source_matchers"][0]
+    assert inhibit["equal"] == ["brand"] and "YuqingHighRisk" in inhibit["source_matchers"][0]
 
 
 def test_the_token_itself_never_enters_a_rendered_config(tmp_path):

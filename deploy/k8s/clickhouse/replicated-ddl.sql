@@ -239,3 +239,17 @@ ANY LEFT JOIN
     FROM yuqing.alert_actions
     GROUP BY alert_id
 ) USING alert_id;
+
+-- 0101_incidents.sql
+ALTER TABLE yuqing.alerts ON CLUSTER '{cluster}'
+    MODIFY COLUMN event Enum8('raised' = 1, 'lowered' = 2, 'closed' = 3);
+ALTER TABLE yuqing.alerts ON CLUSTER '{cluster}'
+    ADD COLUMN IF NOT EXISTS incident_id String DEFAULT '';
+ALTER TABLE yuqing.alerts ON CLUSTER '{cluster}'
+    ADD COLUMN IF NOT EXISTS kind Enum8('' = 0, 'opened' = 1, 'escalated' = 2, 'updated' = 3, 'lowered' = 4, 'closed' = 5) DEFAULT '';
+ALTER TABLE yuqing.alerts ON CLUSTER '{cluster}'
+    ADD COLUMN IF NOT EXISTS key_alert_id String DEFAULT '';
+ALTER TABLE yuqing.alerts ON CLUSTER '{cluster}'
+    ADD COLUMN IF NOT EXISTS incident_level Enum8('low' = 1, 'medium' = 2, 'high' = 3) DEFAULT 'low';
+ALTER TABLE yuqing.alerts ON CLUSTER '{cluster}'
+    ADD COLUMN IF NOT EXISTS categories String DEFAULT '[]';
