@@ -299,6 +299,9 @@ def _make_window_scorer(cfg: JobConfig, alerts_tag):
             self.cfg = JobConfig(**self.config)
             self.risk = load_risk_config(self.cfg.risk_config_path)
             self.watchlist = load_watchlist(self.cfg.watchlist_path)
+            from scoring.batch import key_ids
+
+            self.key_names = {key: pair for pair, key in key_ids(self.watchlist).items()}
             self.playbooks = load_playbooks()
             self.seeds = {}
             if self.cfg.baselines_path:
@@ -318,6 +321,11 @@ def _make_window_scorer(cfg: JobConfig, alerts_tag):
             then scores what is due in window order (one key's windows are not guaranteed
             to arrive in order, and silence between them is filled at that point)."""
             values = row.as_dict()
+            if "key_id" in values:  # the window query carries the key's id (window_sql)
+                pair = self.key_names.get(values.pop("key_id"))
+                if pair is None:  # a restored window of a key no longer in the watchlist
+                    return
+                values["brand"], values["category"] = pair
             slide_ms = self.cfg.window_slide_s * 1000
             if values.pop("provisional", 0):
                 yield from self._provisional(values, slide_ms, ctx)
@@ -581,8 +589,11 @@ def _window_select(cfg: JobConfig, ids: dict[tuple[str, str], int], window_table
     keys = "key_id, window_start, window_end"
     hop = f"SELECT {keys}, {columns}, MAX(example) AS example FROM {window_table} GROUP BY {keys}"
     return (
-        # epoch ms on the JVM: Java time objects do not cross into embedded Python cleanly
-        f"SELECT {key_name_sql(ids, 0)} AS brand, {key_name_sql(ids, 1)} AS category, "
+        # epoch ms on the JVM: Java time objects do not cross into embedded Python cleanly.
+        # The key id, not its names: a CASE per key made the SQL (and the planner's code
+        # generation) grow with the watchlist, 5 MiB at 10,000 brands; the window scorer
+        # names the key (issue #19)
+        "SELECT w.key_id AS key_id, "
         f"{_epoch_ms('w.window_start')} AS window_start_ms, "
         f"{_epoch_ms('w.window_end')} AS window_end_ms, "
         + ", ".join(f"w.`{name}`" for name in aggregates)
@@ -785,11 +796,13 @@ def build_scoring(env, t_env, cfg: JobConfig, base64_input: bool):
         t_env.execute_sql(f"CREATE TEMPORARY VIEW recent_key_rows AS {recent_rows_sql(cfg, 'key_rows')}")
     from scoring.watchlist import load_watchlist
 
-    windows = t_env.sql_query(window_sql(cfg, key_ids(load_watchlist(cfg.watchlist_path))))
+    ids = key_ids(load_watchlist(cfg.watchlist_path))
+    windows = t_env.sql_query(window_sql(cfg, ids))
     alerts_tag = OutputTag("alerts", Types.STRING())
+    key_names = {key: US.join(pair) for pair, key in ids.items()}  # the same keys as before
     assessments = (
         t_env.to_data_stream(windows)
-        .key_by(lambda row: f"{row['brand']}{US}{row['category']}", key_type=Types.STRING())
+        .key_by(lambda row: key_names.get(row["key_id"], ""), key_type=Types.STRING())
         .process(_make_window_scorer(cfg, alerts_tag), output_type=Types.STRING())
         .name("risk-scorer").uid("risk-scorer")
     )
