@@ -116,22 +116,6 @@ def prepare_replay_csv(input_path: Path, csv_path: Path) -> tuple[int, int, int]
     return len(rows) + len(undated), first, rows[-1][0] if rows else 0
 
 
-def replay_incidents(key_alerts: list[dict], risk_config_path: str | None) -> list[dict]:
-    """A replay's key-level alert records -> incident records (scoring/incidents.py), as the
-    reference engine makes them: in event-time order (the job scores keys in its own order
-    within one watermark step), every incident still open at the end of input closed once
-    its quiet period is over."""
-    from scoring.incidents import IncidentBook, IncidentConfig
-    from scoring.risk import load_risk_config
-
-    book = IncidentBook(IncidentConfig(quiet_s=load_risk_config(risk_config_path).alerts.incident_quiet_s))
-    out: list[dict] = []
-    for record in sorted(key_alerts, key=lambda r: (str(r.get("at")), str(r.get("brand")), str(r.get("category")))):
-        out.extend(book.key_alert(record))
-    out.extend(book.advance(2 ** 62))
-    return out
-
-
 def run_replay(args) -> int:
     from yuqing.cli import CommandError
 
@@ -159,7 +143,6 @@ def run_replay(args) -> int:
     reasons: dict[str, int] = {}
     progress = Progress("replay: windows scored up to", total=None, force=args.progress)
     counts = {"A": 0, "X": 0, "E": 0}
-    key_alerts: list[dict] = []  # the job's key-level alerts, turned into incidents at the end
     from scoring.job import run_replay_file
 
     try:
@@ -169,15 +152,12 @@ def run_replay(args) -> int:
                 out.write(payload + "\n")
                 progress.add()
             elif tag == "X" and alerts_out:
-                key_alerts.append(json.loads(payload))
+                alerts_out.write(payload + "\n")
             elif tag == "E":
                 reason = json.loads(payload)["reason"]
                 reasons[reason] = reasons.get(reason, 0) + 1
                 if dlq_out:
                     dlq_out.write(payload + "\n")
-        if alerts_out:
-            for record in replay_incidents(key_alerts, cfg.risk_config_path):
-                alerts_out.write(json.dumps(record, ensure_ascii=False) + "\n")
     finally:
         progress.done()
         for handle in (out, alerts_out, dlq_out):

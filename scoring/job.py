@@ -16,7 +16,7 @@ engine uses.
       -> HOP windows (size, slide) per key id (aggregated per slide, with posts counted per
          slide position so that the newest slide's count needs no second window)
       -> to_data_stream -> key_by(brand, category) -> WindowScorer (ValueState, timers)
-      -> risk.assessments (+ side output: alerts)
+      -> risk.assessments (+ side output: key alerts -> key_by(brand) -> IncidentTracker -> alerts)
 """
 from __future__ import annotations
 
@@ -74,6 +74,9 @@ class JobConfig:
     # (a post "from the future" would move the watermark on and make everyone else late);
     # later ones are clamped to it and counted; 0: no bound
     max_ahead_s: int = 300
+    # per-brand incidents on the alerts topic (scoring/incidents.py) instead of key-level
+    # records; replays always; a live job with YUQING_JOB_INCIDENTS=1 (docs/alerting.md)
+    incidents: bool = False
     examples: int = 3
     # warm start (docs/risk-model.md, "Warm start"): keys' baselines seeded from a baseline
     # file at their first window; windows ending at or before warmup_until_ms (epoch ms, 0:
@@ -103,6 +106,7 @@ class JobConfig:
             examples=risk.alerts.examples,
             early_fire_s=_env_seconds("YUQING_JOB_EARLY_FIRE_S", cls.early_fire_s),
             max_ahead_s=_env_seconds("YUQING_JOB_MAX_AHEAD_S", cls.max_ahead_s),
+            incidents=os.environ.get("YUQING_JOB_INCIDENTS", "").strip().lower() in ("1", "true", "yes"),
         )
         values.update(overrides)
         cfg = cls(**values)
@@ -508,6 +512,87 @@ def _make_window_scorer(cfg: JobConfig, alerts_tag):
     return WindowScorer(asdict(cfg))
 
 
+def _make_incident_tracker(cfg: JobConfig):
+    from pyflink.common import Types
+    from pyflink.datastream import KeyedProcessFunction
+    from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
+
+    class IncidentTracker(KeyedProcessFunction):
+        """Per brand: the window scorers' key-level alert records -> incident records
+        (scoring/incidents.py, the functions the engine calls), state in Flink.
+
+        A key record waits for the next watermark (an event-time timer at its time), so that
+        the records of one watermark step are applied in event-time order, ties by category,
+        as the engine applies them (keys fire in their own order within a step); a timer at
+        the end of the quiet period closes the incident."""
+
+        def __init__(self, config: dict[str, Any]):
+            self.config = config
+
+        def open(self, runtime_context):
+            from scoring.incidents import IncidentConfig
+            from scoring.risk import load_risk_config
+
+            job = JobConfig(**self.config)
+            self.incident_cfg = IncidentConfig(quiet_s=load_risk_config(job.risk_config_path).alerts.incident_quiet_s)
+            self.state = runtime_context.get_state(ValueStateDescriptor("incident", Types.STRING()))
+            # "at ms|category|n" -> the key record, until the watermark passes its time
+            self.waiting = runtime_context.get_map_state(
+                MapStateDescriptor("waiting_key_alerts", Types.STRING(), Types.STRING()))
+
+        def process_element(self, value, ctx):
+            from scoring.incidents import IncidentError, _check
+
+            try:
+                record = json.loads(value)
+                at_ms = _check(record)[4]
+            except (IncidentError, ValueError) as exc:  # never expected from our own scorer: passed on, marked
+                yield json.dumps({"incident_error": str(exc)[:200], "record": value[:4096]}, ensure_ascii=False)
+                return
+            if record.get("provisional"):
+                yield from self._apply_now(record, ctx)  # an early page must not wait for the window
+                return
+            n = sum(1 for _ in self.waiting.keys())
+            self.waiting.put(f"{at_ms:015d}|{record['category']}|{n:06d}", value)
+            ctx.timer_service().register_event_time_timer(at_ms)
+
+        def _apply_now(self, record, ctx):
+            from scoring.incidents import IncidentState, close_deadline_ms, on_key_alert
+
+            state = IncidentState.from_dict(json.loads(self.state.value() or "{}"))
+            state, out = on_key_alert(state, record, self.incident_cfg)
+            self.state.update(json.dumps(state.to_dict(), ensure_ascii=False))
+            deadline = close_deadline_ms(state, self.incident_cfg)
+            if deadline is not None:
+                ctx.timer_service().register_event_time_timer(deadline)
+            for item in out:
+                yield json.dumps(item, ensure_ascii=False)
+
+        def on_timer(self, timestamp, ctx):
+            from scoring.incidents import IncidentState, close_deadline_ms, on_key_alert, on_time
+
+            state = IncidentState.from_dict(json.loads(self.state.value() or "{}"))
+            due = sorted(k for k in self.waiting.keys() if int(k.split("|", 1)[0]) <= timestamp)
+            out = []
+            for k in due:
+                record = json.loads(self.waiting.get(k))
+                self.waiting.remove(k)
+                state, got = on_time(state, int(k.split("|", 1)[0]), self.incident_cfg)
+                out.extend(got)
+                state, got = on_key_alert(state, record, self.incident_cfg)
+                out.extend(got)
+            state, got = on_time(state, timestamp, self.incident_cfg)
+            out.extend(got)
+            self.state.update(json.dumps(state.to_dict(), ensure_ascii=False))
+            deadline = close_deadline_ms(state, self.incident_cfg)
+            if deadline is not None:
+                ctx.timer_service().register_event_time_timer(deadline)
+            for item in out:
+                yield json.dumps(item, ensure_ascii=False)
+
+    return IncidentTracker(asdict(cfg))
+
+
 def _merge_examples(kept: list[dict], example: dict | None, stats, limit: int) -> list[dict]:
     """The best examples seen in the current window: SQL gives the top one per window, the
     state remembers earlier windows' tops, so an alert can show up to `limit` distinct posts."""
@@ -806,7 +891,16 @@ def build_scoring(env, t_env, cfg: JobConfig, base64_input: bool):
         .process(_make_window_scorer(cfg, alerts_tag), output_type=Types.STRING())
         .name("risk-scorer").uid("risk-scorer")
     )
+    # per brand: the key-level alert transitions -> incidents (scoring/incidents.py). The key
+    # selector is a lambda (pickled by value): a module-level function here made the Python
+    # worker import this module, and the job hung in thread mode.
     alerts = assessments.get_side_output(alerts_tag)
+    if cfg.incidents:
+        alerts = (
+            alerts.key_by(lambda v: json.loads(v).get("brand") or "", key_type=Types.STRING())
+            .process(_make_incident_tracker(cfg), output_type=Types.STRING())
+            .name("incidents")
+        )
     return assessments, alerts
 
 
@@ -866,7 +960,7 @@ def run_replay_file(settings: Settings, cfg: JobConfig, csv_path: Path):
     from dataclasses import replace
 
     # a replay reproduces the closed windows (CONTRACTS §3): no early firing on the clock
-    cfg = replace(cfg, early_fire_s=0)
+    cfg = replace(cfg, early_fire_s=0, incidents=True)
     env, t_env = create_environments(settings, cfg)
     t_env.execute_sql(file_source_ddl(csv_path, cfg))
     assessments, alerts = build_scoring(env, t_env, cfg, base64_input=True)

@@ -247,3 +247,53 @@ def test_a_slow_burn_reaches_medium_within_3_hours_and_high_within_7(watchlist, 
     high = min((at for at, lv in levels if lv == "high"), default=None)
     assert medium is not None and medium <= format_ms(T0 + 3 * HOUR)
     assert high is not None and high <= format_ms(T0 + 7 * HOUR)
+
+
+# ------------------------------------------------------------------ the job's incident operator
+
+
+def test_the_jobs_incident_operator_orders_a_step_by_time_pages_early_raises_at_once_and_closes_on_a_timer():
+    """scoring/job.py IncidentTracker with the window-scorer tests' fake Flink context."""
+    pytest.importorskip("pyflink")
+    import json
+
+    from scoring.job import JobConfig, _make_incident_tracker
+    from yuqing.config import Settings
+
+    from .conftest import SAMPLE_WATCHLIST
+    from .test_window_scorer import _Context
+
+    cfg = JobConfig.build(Settings(), SAMPLE_WATCHLIST, metrics_port=0, udf_metrics_port=0)
+    op = _make_incident_tracker(cfg)
+    ctx = _Context()
+    op.open(ctx)
+    ctx.set_key(BRAND)
+
+    def send(record):
+        return [json.loads(o) for o in op.process_element(json.dumps(record, ensure_ascii=False), ctx)]
+
+    def fire(ts):
+        return [json.loads(o) for o in op.on_timer(ts, ctx)]
+
+    # one watermark step: the legal window (later) is emitted before the privacy one (earlier)
+    assert send(key("raised", "legal", "medium", T0 + 2 * MIN)) == []
+    assert send(key("raised", "privacy", "medium", T0 + MIN)) == []
+    out = fire(T0 + 2 * MIN)
+    assert [(r["kind"], r["category"]) for r in out] == [("opened", "privacy"), ("updated", "legal")]
+    # a provisional (early-firing) raise above the incident's level pages at once
+    early = send(key("raised", "privacy", "high", T0 + 3 * MIN, previous="medium", provisional=True))
+    assert [(r["kind"], r["provisional"]) for r in early] == [("escalated", True)]
+    # both keys fall; the close comes from the timer at the end of the quiet period
+    send(key("lowered", "privacy", "low", T0 + 20 * MIN, previous="high"))
+    send(key("lowered", "legal", "low", T0 + 21 * MIN, previous="medium"))
+    assert [r["kind"] for r in fire(T0 + 21 * MIN)] == ["lowered", "lowered"]  # high -> medium -> low
+    closes_at = T0 + 21 * MIN + cfg_quiet_ms()
+    assert closes_at in ctx.timers
+    assert [r["kind"] for r in fire(closes_at)] == ["closed"]
+    # a broken record is passed on with its reason, never dropped, and the state stays intact
+    [bad] = [json.loads(o) for o in op.process_element("{not json", ctx)]
+    assert "incident_error" in bad and bad["record"] == "{not json"
+
+
+def cfg_quiet_ms():
+    return RiskConfig().alerts.incident_quiet_s * 1000

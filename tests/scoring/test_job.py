@@ -134,6 +134,7 @@ def test_live_job_on_kafka_matches_the_reference_and_fills_every_topic(stack_set
     producer.close()
 
     cfg = JobConfig.build(stack_settings, WATCHLIST, topic=raw_topic, metrics_port=0, udf_metrics_port=0, checkpoint_interval_s=5)
+    cfg = __import__("dataclasses").replace(cfg, incidents=True)  # the alerts topic speaks incidents
     run_live(stack_settings, cfg, bounded=True, group_id=f"g-{raw_topic}", topics=outputs)
 
     bootstrap = stack_settings.kafka.bootstrap
@@ -146,7 +147,7 @@ def test_live_job_on_kafka_matches_the_reference_and_fills_every_topic(stack_set
     # the sample is history (event times long before the job's clock): no early firing
     assert not [d for d in got if d.get("provisional")]
     _assert_same(expected, got)
-    alerts = [json.loads(v) for v in _read_topic(bootstrap, outputs["alerts"], expect=len(result.alerts))]
-    assert len(alerts) == len(result.alerts)
+    alerts = [json.loads(v) for v in _read_topic(bootstrap, outputs["alerts"], expect=len(result.incidents))]
+    assert sorted(_incident_view(a) for a in alerts) == sorted(_incident_view(r) for r in result.incidents)
     high = [a for a in alerts if a["level"] == "high" and a["event"] == "raised"]
     assert high and high[0]["examples"] and high[0]["playbook"]["level"] == "high"
