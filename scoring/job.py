@@ -891,9 +891,7 @@ def build_scoring(env, t_env, cfg: JobConfig, base64_input: bool):
         .process(_make_window_scorer(cfg, alerts_tag), output_type=Types.STRING())
         .name("risk-scorer").uid("risk-scorer")
     )
-    # per brand: the key-level alert transitions -> incidents (scoring/incidents.py). The key
-    # selector is a lambda (pickled by value): a module-level function here made the Python
-    # worker import this module, and the job hung in thread mode.
+    # per brand: the key-level alert transitions -> incidents (scoring/incidents.py)
     alerts = assessments.get_side_output(alerts_tag)
     if cfg.incidents:
         alerts = (
