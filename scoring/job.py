@@ -556,11 +556,15 @@ def _make_incident_tracker(cfg: JobConfig):
             self.waiting.put(f"{at_ms:015d}|{record['category']}|{n:06d}", value)
             ctx.timer_service().register_event_time_timer(at_ms)
 
-        def _apply_now(self, record, ctx):
-            from scoring.incidents import IncidentState, close_deadline_ms, on_key_alert
+        def _load_state(self):
+            from scoring.incidents import IncidentState
 
-            state = IncidentState.from_dict(json.loads(self.state.value() or "{}"))
-            state, out = on_key_alert(state, record, self.incident_cfg)
+            return IncidentState.from_dict(json.loads(self.state.value() or "{}"))
+
+        def _save_and_emit(self, state, out, ctx):
+            """Store the brand's state, arm its close timer, then pass on what the step produced."""
+            from scoring.incidents import close_deadline_ms
+
             self.state.update(json.dumps(state.to_dict(), ensure_ascii=False))
             deadline = close_deadline_ms(state, self.incident_cfg)
             if deadline is not None:
@@ -568,10 +572,16 @@ def _make_incident_tracker(cfg: JobConfig):
             for item in out:
                 yield json.dumps(item, ensure_ascii=False)
 
-        def on_timer(self, timestamp, ctx):
-            from scoring.incidents import IncidentState, close_deadline_ms, on_key_alert, on_time
+        def _apply_now(self, record, ctx):
+            from scoring.incidents import on_key_alert
 
-            state = IncidentState.from_dict(json.loads(self.state.value() or "{}"))
+            state, out = on_key_alert(self._load_state(), record, self.incident_cfg)
+            yield from self._save_and_emit(state, out, ctx)
+
+        def on_timer(self, timestamp, ctx):
+            from scoring.incidents import on_key_alert, on_time
+
+            state = self._load_state()
             due = sorted(k for k in self.waiting.keys() if int(k.split("|", 1)[0]) <= timestamp)
             out = []
             for k in due:
@@ -583,12 +593,7 @@ def _make_incident_tracker(cfg: JobConfig):
                 out.extend(got)
             state, got = on_time(state, timestamp, self.incident_cfg)
             out.extend(got)
-            self.state.update(json.dumps(state.to_dict(), ensure_ascii=False))
-            deadline = close_deadline_ms(state, self.incident_cfg)
-            if deadline is not None:
-                ctx.timer_service().register_event_time_timer(deadline)
-            for item in out:
-                yield json.dumps(item, ensure_ascii=False)
+            yield from self._save_and_emit(state, out, ctx)
 
     return IncidentTracker(asdict(cfg))
 
