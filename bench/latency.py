@@ -109,39 +109,54 @@ def notify_config(path: Path, url: str, group_id: str) -> Path:
     return path
 
 
-def run(wb: Workbench, trials: int = 25, burst: int = 200, warmup: int = 1, progress=say) -> dict:
-    from kafka import KafkaProducer
-
+def write_brand_watchlist(phase_dir: Path, brands: list[str]):
+    """The sample watchlist plus the trials' brands, written where the phase's job reads it;
+    returns its path and the parsed watchlist (for the bench's own reference work)."""
     from scoring.watchlist import parse_watchlist
 
-    settings = wb.settings
-    topics = wb.make_topics("lat", raw_partitions=1)
-    brands = bench_posts.trial_brands(trials + warmup, bench_posts.run_prefix(int(time.time())))
-    phase_dir = wb.run_dir / "latency"
     phase_dir.mkdir(parents=True, exist_ok=True)
     base = yaml.safe_load(SAMPLE_WATCHLIST.read_text(encoding="utf-8"))
     wl_data = bench_posts.watchlist_with_brands(base, brands)
     wl_path = phase_dir / "watchlist.yaml"
     wl_path.write_text(yaml.safe_dump(wl_data, allow_unicode=True), encoding="utf-8")
-    watchlist = parse_watchlist(wl_data)
+    return wl_path, parse_watchlist(wl_data)
+
+
+def start_notify_and_job(wb: Workbench, pipeline, alive, inbox: Inbox, phase_dir: Path, wl_path: Path,
+                         notify_group: str, job_group: str) -> None:
+    """Start `yuqing notify` (paging `inbox`) and the live job; return once notify has joined
+    its Kafka group and the job serves its metrics, so that no trial's page can be missed."""
+    settings = wb.settings
+    pipeline.start("notify", "notify", "--config",
+                   str(notify_config(phase_dir / "notify.yaml", inbox.url, notify_group)))
+    pipeline.start("job", "job", "run", "--watchlist", str(wl_path), "--no-resume", "--parallelism", "1",
+                   "--python-mode", "thread", "--group-id", job_group, "--checkpoint-interval", "30")
+    notify_health = f"http://{settings.metrics.host}:{settings.metrics.notify_port}/healthz"
+
+    def notify_ready() -> bool:
+        body = http_get(notify_health)
+        return bool(body) and json.loads(body).get("kafka") == "assigned"
+
+    wait_for(notify_ready, 60, "yuqing notify to join its Kafka group", alive)
+    job_metrics = f"http://{settings.metrics.host}:{settings.metrics.job_port}/metrics"
+    wait_for(lambda: http_get(job_metrics) is not None, 240, "the scoring job to start", alive)
+
+
+def run(wb: Workbench, trials: int = 25, burst: int = 200, warmup: int = 1, progress=say) -> dict:
+    from kafka import KafkaProducer
+
+    settings = wb.settings
+    topics = wb.make_topics("lat", raw_partitions=1)
+    brands = bench_posts.trial_brands(trials + warmup, bench_posts.run_prefix(int(time.time())))
+    phase_dir = wb.run_dir / "latency"
+    wl_path, watchlist = write_brand_watchlist(phase_dir, brands)
     inbox = Inbox()
     pipeline = wb.pipeline("latency", wb.env(topics))
     alive = check_alive(pipeline)
     producer = None
     try:
-        pipeline.start("notify", "notify", "--config",
-                       str(notify_config(phase_dir / "notify.yaml", inbox.url, f"bench-{wb.tag}-notify")))
-        pipeline.start("job", "job", "run", "--watchlist", str(wl_path), "--no-resume", "--parallelism", "1",
-                       "--python-mode", "thread", "--group-id", f"bench-{wb.tag}-lat", "--checkpoint-interval", "30")
-        notify_health = f"http://{settings.metrics.host}:{settings.metrics.notify_port}/healthz"
-
-        def notify_ready() -> bool:
-            body = http_get(notify_health)
-            return bool(body) and json.loads(body).get("kafka") == "assigned"
-
-        wait_for(notify_ready, 60, "yuqing notify to join its Kafka group", alive)
-        job_metrics = f"http://{settings.metrics.host}:{settings.metrics.job_port}/metrics"
-        wait_for(lambda: http_get(job_metrics) is not None, 240, "the scoring job to start", alive)
+        start_notify_and_job(wb, pipeline, alive, inbox, phase_dir, wl_path,
+                             notify_group=f"bench-{wb.tag}-notify", job_group=f"bench-{wb.tag}-lat")
         progress(f"latency: job and notify are up; {warmup} warm-up + {trials} trials of ~{burst} posts")
         producer = KafkaProducer(bootstrap_servers=settings.kafka.bootstrap, acks=1, linger_ms=5,
                                  request_timeout_ms=15_000, max_block_ms=30_000, client_id="yuqing-bench-latency")

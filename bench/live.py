@@ -24,11 +24,9 @@ import json
 import threading
 import time
 
-import yaml
-
 from bench import posts as bench_posts
-from bench.harness import Workbench, check_alive, http_get, say, wait_for
-from bench.latency import SAMPLE_WATCHLIST, Inbox, notify_config
+from bench.harness import Workbench, check_alive, say
+from bench.latency import Inbox, start_notify_and_job, write_brand_watchlist
 from bench.report import percentile
 
 PAGE_LEVEL = "high"  # notify's min_level in this phase
@@ -73,18 +71,12 @@ def run(wb: Workbench, trials: int = 25, burst: int = 200, feed_s: float = 20.0,
 
     from scoring.risk import load_playbooks, load_risk_config
     from scoring.sentiment import load_model
-    from scoring.watchlist import parse_watchlist
 
     settings = wb.settings
     topics = wb.make_topics("live", raw_partitions=1)
     brands = bench_posts.trial_brands(trials + warmup, bench_posts.run_prefix(int(time.time()) + 7))
     phase_dir = wb.run_dir / "live"
-    phase_dir.mkdir(parents=True, exist_ok=True)
-    base = yaml.safe_load(SAMPLE_WATCHLIST.read_text(encoding="utf-8"))
-    wl_data = bench_posts.watchlist_with_brands(base, brands)
-    wl_path = phase_dir / "watchlist.yaml"
-    wl_path.write_text(yaml.safe_dump(wl_data, allow_unicode=True), encoding="utf-8")
-    watchlist = parse_watchlist(wl_data)
+    wl_path, watchlist = write_brand_watchlist(phase_dir, brands)
     risk, playbooks, predict = load_risk_config(None), load_playbooks(), load_model().predict_proba
     inbox = Inbox()
     pipeline = wb.pipeline("live", wb.env(topics))
@@ -92,19 +84,8 @@ def run(wb: Workbench, trials: int = 25, burst: int = 200, feed_s: float = 20.0,
     producer = None
     results: list[dict] = []
     try:
-        pipeline.start("notify", "notify", "--config",
-                       str(notify_config(phase_dir / "notify.yaml", inbox.url, f"bench-{wb.tag}-live-notify")))
-        pipeline.start("job", "job", "run", "--watchlist", str(wl_path), "--no-resume", "--parallelism", "1",
-                       "--python-mode", "thread", "--group-id", f"bench-{wb.tag}-live", "--checkpoint-interval", "30")
-        notify_health = f"http://{settings.metrics.host}:{settings.metrics.notify_port}/healthz"
-
-        def notify_ready() -> bool:
-            body = http_get(notify_health)
-            return bool(body) and json.loads(body).get("kafka") == "assigned"
-
-        wait_for(notify_ready, 60, "yuqing notify to join its Kafka group", alive)
-        job_metrics = f"http://{settings.metrics.host}:{settings.metrics.job_port}/metrics"
-        wait_for(lambda: http_get(job_metrics) is not None, 240, "the scoring job to start", alive)
+        start_notify_and_job(wb, pipeline, alive, inbox, phase_dir, wl_path,
+                             notify_group=f"bench-{wb.tag}-live-notify", job_group=f"bench-{wb.tag}-live")
         time.sleep(5)  # the source's first fetch of the (empty) topic
         progress(f"live: job and notify are up; {warmup} warm-up + {trials} trials, ~{burst} posts over {feed_s:.0f} s")
         producer = KafkaProducer(bootstrap_servers=settings.kafka.bootstrap, acks=1, linger_ms=0,
