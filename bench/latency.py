@@ -32,7 +32,7 @@ import yaml
 
 from bench import posts as bench_posts
 from bench.harness import Workbench, check_alive, http_get, say, wait_for
-from bench.report import percentile
+from bench.report import percentile, seconds_summary
 from yuqing.config import REPO_ROOT
 
 SAMPLE_WATCHLIST = REPO_ROOT / "data" / "watchlist.sample.yaml"
@@ -209,10 +209,7 @@ def run(wb: Workbench, trials: int = 25, burst: int = 200, warmup: int = 1, prog
         "window_close_to_page_from_send_p95_s": round(percentile([t["from_send_s"] for t in counted], 95), 3),
         "window_close_to_page_ack_max_s": max(t["ack_s"] for t in counted),
         "window_close_to_page_trials": len(measured),
-        "window_close_to_page_p50_s": round(percentile(measured, 50), 3),
-        "window_close_to_page_p95_s": round(percentile(measured, 95), 3),
-        "window_close_to_page_p99_s": round(percentile(measured, 99), 3),
-        "window_close_to_page_max_s": round(max(measured), 3),
+        **seconds_summary("window_close_to_page", measured),
         "window_close_to_page_burst_posts": burst,
         "window_close_to_page_trial_list": results,
     }

@@ -27,7 +27,7 @@ import time
 from bench import posts as bench_posts
 from bench.harness import Workbench, check_alive, say
 from bench.latency import Inbox, start_notify_and_job, write_brand_watchlist
-from bench.report import percentile
+from bench.report import seconds_summary
 
 PAGE_LEVEL = "high"  # notify's min_level in this phase
 
@@ -106,10 +106,7 @@ def run(wb: Workbench, trials: int = 25, burst: int = 200, feed_s: float = 20.0,
     return {
         "live_post_to_page_trials": len(measured),
         "live_post_to_page_early_pages": len(early),
-        "live_post_to_page_p50_s": round(percentile(measured, 50), 3),
-        "live_post_to_page_p95_s": round(percentile(measured, 95), 3),
-        "live_post_to_page_p99_s": round(percentile(measured, 99), 3),
-        "live_post_to_page_max_s": round(max(measured), 3),
+        **seconds_summary("live_post_to_page", measured),
         "live_feed_posts_per_trial": burst,
         "live_feed_s": feed_s,
         "live_trial_list": results,

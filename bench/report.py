@@ -40,6 +40,14 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (rank - lo)
 
 
+def seconds_summary(prefix: str, seconds: Sequence[float]) -> dict[str, float]:
+    """`{prefix}_p50_s`, `_p95_s`, `_p99_s` and `_max_s` of timed trials, to the millisecond:
+    the figures every timed phase reports the same way."""
+    summary = {f"{prefix}_p{q}_s": round(percentile(seconds, q), 3) for q in (50, 95, 99)}
+    summary[f"{prefix}_max_s"] = round(max(seconds), 3)
+    return summary
+
+
 def fmt(value: Any, unit: str = "") -> str:
     if value is None:
         return "-"

@@ -20,6 +20,16 @@ def test_percentile_of_nothing_is_an_error():
         report.percentile([], 50)
 
 
+def test_seconds_summary_names_and_rounds_the_percentiles_and_the_max():
+    values = [0.41234, 2.0, 1.25, 7.77777, 3.3]
+    got = report.seconds_summary("window_close_to_page", values)
+    assert list(got) == ["window_close_to_page_p50_s", "window_close_to_page_p95_s",
+                         "window_close_to_page_p99_s", "window_close_to_page_max_s"]
+    for q in (50, 95, 99):
+        assert got[f"window_close_to_page_p{q}_s"] == pytest.approx(float(np.percentile(values, q)), abs=5e-4)
+    assert got["window_close_to_page_max_s"] == 7.778
+
+
 def test_targets_pass_fail_and_not_run():
     rows = {r["key"]: r for r in report.target_rows({"posts_per_s": 12_000.0, "window_close_to_page_p95_s": 5.5, "live_post_to_page_p95_s": 9.0})}
     assert rows["posts_per_s"]["pass"] is True
