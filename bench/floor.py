@@ -25,7 +25,7 @@ from pathlib import Path
 
 from bench import posts as bench_posts
 from bench.harness import Workbench, say
-from bench.throughput import RAW_PARTITIONS, WATCHLIST, OffsetWatch, load_posts
+from bench.throughput import RAW_PARTITIONS, WATCHLIST, OffsetWatch, load_posts, time_outputs
 
 VARIANTS = ("identity", "scoring")
 
@@ -48,29 +48,17 @@ def run_variant(wb: Workbench, variant: str, raw: str, topics: dict[str, str], n
 
     record = spawn(command, log, env=env, cwd=REPO_ROOT)  # bench is not an installed package
     cpu = CpuMeter(lambda: {"job": record.pid} if record.alive() else {})
-    t_spawn = time.monotonic()
-    t_first = t_last = None
-    last_out = first_out = 0
+
+    def check(elapsed_s: float, started: bool) -> None:
+        if elapsed_s > timeout_s:
+            raise RuntimeError(f"floor {variant}: not done within {timeout_s:.0f} s; see {log}")
+
     try:
-        while True:
-            now = time.monotonic()
-            if now - t_spawn > timeout_s:
-                raise RuntimeError(f"floor {variant}: not done within {timeout_s:.0f} s; see {log}")
-            ends = watch.ends()
-            out = ends[topics["scored"]] + ends[topics["dlq"]]
-            cpu.sample()
-            if out and t_first is None:
-                t_first, first_out = now, out
-                cpu.mark("first")
-            if out != last_out:
-                last_out, t_last = out, now
-                cpu.mark("last")
-            if not record.alive():
-                break
-            time.sleep(0.25)
+        span = time_outputs(watch, cpu, record.alive, [topics["scored"], topics["dlq"]], check)
     finally:
         watch.close()
         terminate(record, timeout_s=20)
+    t_first, t_last, first_out, last_out = span.t_first, span.t_last, span.first_out, span.last_out
     if t_first is None or t_last is None or t_last <= t_first:
         raise RuntimeError(f"floor {variant}: the job wrote nothing; {log}: {last_line(log)}")
     seconds = t_last - t_first

@@ -16,7 +16,9 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from bench import posts as bench_posts
 from bench.harness import Workbench, check_alive, http_get, metric_sum, say
@@ -118,6 +120,44 @@ class OffsetWatch:
 
     def close(self) -> None:
         self.consumer.close()
+
+
+@dataclass
+class OutputSpan:
+    """What `time_outputs` saw: when the first output came and when the watched count last
+    moved, the output count at both moments, and the end offsets last read."""
+    t_first: float | None = None
+    t_last: float | None = None
+    first_out: int = 0
+    last_out: int = 0
+    last_done: int = 0
+    ends: dict[str, int] = field(default_factory=dict)
+
+
+def time_outputs(watch, cpu, alive: Callable[[], bool], out_topics: list[str], check: Callable[[float, bool], None],
+                 done_topic: str | None = None, poll_s: float = 0.25) -> OutputSpan:
+    """Poll a bounded job's output offsets until it exits, with CPU marks "first" (first
+    output) and "last" (the last change of `done_topic`'s count, or of the outputs' when
+    None). `check(elapsed_s, started)` raises when the job has run too long."""
+    span = OutputSpan()
+    t_spawn = time.monotonic()
+    while True:
+        now = time.monotonic()
+        check(now - t_spawn, span.t_first is not None)
+        span.ends = watch.ends()
+        out = sum(span.ends[t] for t in out_topics)
+        done = out if done_topic is None else span.ends[done_topic]
+        cpu.sample()
+        if out and span.t_first is None:
+            span.t_first, span.first_out = now, out
+            cpu.mark("first")
+        if done != span.last_done:
+            span.last_done, span.t_last = done, now
+            cpu.mark("last")
+        span.last_out = out
+        if not alive():
+            return span
+        time.sleep(poll_s)
 
 
 def run_pipeline(wb: Workbench, topics: dict[str, str], database: str, n: int, timeout_s: float,

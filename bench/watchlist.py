@@ -129,7 +129,7 @@ def run_job(wb: Workbench, name: str, watchlist: Path, raw: str, n: int, timeout
             checkpoint_s: int = 30, startup_timeout_s: float = STARTUP_TIMEOUT_S) -> dict:
     """One bounded job over `raw` with its own output topics; first output -> last assessment."""
     from bench.resources import CpuMeter
-    from bench.throughput import OffsetWatch
+    from bench.throughput import OffsetWatch, time_outputs
     from yuqing.pipeline import last_line
 
     topics = wb.make_topics(name, 1)
@@ -140,33 +140,22 @@ def run_job(wb: Workbench, name: str, watchlist: Path, raw: str, n: int, timeout
                          "--parallelism", "1", "--python-worker", "loopback", "--python-mode", "thread",
                          "--group-id", f"bench-{wb.tag}-{name}", "--checkpoint-interval", str(checkpoint_s))
     cpu = CpuMeter(lambda: {"job": job.record.pid} if job.alive() else {})
-    t_spawn = time.monotonic()
-    t_first = t_last = None
-    first_out = last_assess = last_out = 0
+
+    def check(elapsed_s: float, started: bool) -> None:
+        if not started and elapsed_s > startup_timeout_s:
+            raise RuntimeError(f"no output within {startup_timeout_s:.0f} s of the start (the plan's "
+                               "code generation grows with the number of keys)")
+        if elapsed_s > timeout_s:
+            raise RuntimeError(f"watchlist {name}: the job did not finish within {timeout_s:.0f} s; {job.log}")
+
     try:
-        while True:
-            now = time.monotonic()
-            if t_first is None and now - t_spawn > startup_timeout_s:
-                raise RuntimeError(f"no output within {startup_timeout_s:.0f} s of the start (the plan's "
-                                   "code generation grows with the number of keys)")
-            if now - t_spawn > timeout_s:
-                raise RuntimeError(f"watchlist {name}: the job did not finish within {timeout_s:.0f} s; {job.log}")
-            ends = watch.ends()
-            out = ends[topics["scored"]] + ends[topics["dlq"]]
-            cpu.sample()
-            if out and t_first is None:
-                t_first, first_out = now, out
-                cpu.mark("first")
-            if ends[topics["assessments"]] != last_assess:
-                last_assess, t_last = ends[topics["assessments"]], now
-                cpu.mark("last")
-            last_out = out
-            if not job.alive():
-                break
-            time.sleep(0.25)
+        span = time_outputs(watch, cpu, job.alive, [topics["scored"], topics["dlq"]], check,
+                            done_topic=topics["assessments"])
     finally:
         watch.close()
         pipeline.stop()
+    t_first, t_last, first_out, last_out = span.t_first, span.t_last, span.first_out, span.last_out
+    ends, last_assess = span.ends, span.last_done
     if t_first is None or t_last is None or t_last <= t_first:
         raise RuntimeError(f"watchlist {name}: the job wrote nothing; {job.log}: {last_line(job.log)}")
     posts = max(n * (1 - first_out / max(last_out, 1)), 1.0)
