@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from sinks.clickhouse.client import connect
+from sinks.clickhouse.migrate import migrate
 from sinks.clickhouse.server_config import write_server_files
 
 
@@ -90,6 +91,16 @@ def count(settings, sql: str, params: dict | None = None):
     client = connect(settings.clickhouse, database=settings.clickhouse.database)
     try:
         return client.execute(sql, params)[0][0] if params else client.execute(sql)[0][0]
+    finally:
+        client.disconnect()
+
+
+def migrate_db(settings) -> None:
+    """Apply the migrations to `settings.clickhouse` (e.g. a test's own server, with its
+    generated passwords), as `yuqing stack up` does before anything writes."""
+    client = connect(settings.clickhouse)
+    try:
+        migrate(client, settings.clickhouse)
     finally:
         client.disconnect()
 

@@ -17,6 +17,8 @@ from sinks.clickhouse.client import connect
 from sinks.clickhouse.server_config import ANALYST_LIMITS, ensure_secrets, render_users_xml
 from yuqing.config import load_settings
 
+from ch_helpers import migrate_db
+
 
 def _refused(fn) -> str:
     with pytest.raises(ServerException) as info:
@@ -36,9 +38,7 @@ def _auth_refused(ch, user: str, password: str) -> None:
 @pytest.fixture
 def access(own_clickhouse):
     settings = own_clickhouse.settings
-    client = connect(settings.clickhouse)
-    mig.migrate(client, settings.clickhouse)
-    client.disconnect()
+    migrate_db(settings)
     return own_clickhouse
 
 

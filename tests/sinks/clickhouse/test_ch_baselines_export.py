@@ -8,12 +8,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from scoring.warmstart import HistoryRow, baseline_from_history, load_baselines
-from sinks.clickhouse import migrate as mig
-from sinks.clickhouse.client import connect
 from sinks.clickhouse.rows import post_row
 from sinks.clickhouse.writer import ClickHouseWriter
 
-from ch_helpers import run_yuqing
+from ch_helpers import migrate_db, run_yuqing
 
 CST = timezone(timedelta(hours=8))
 PLATFORMS = ("weibo", "douyin", "zhihu")
@@ -69,9 +67,7 @@ def expected_history(posts: list[dict]) -> dict[tuple[str, str], list[HistoryRow
 @pytest.mark.services
 def test_export_folds_the_stored_hours_into_the_same_baselines(own_clickhouse, tmp_path):
     settings = own_clickhouse.settings
-    client = connect(settings.clickhouse)
-    mig.migrate(client, settings.clickhouse)
-    client.disconnect()
+    migrate_db(settings)
     start = (datetime.now(CST) - timedelta(hours=4)).replace(minute=0, second=0, microsecond=0)
     posts = stored_posts(start, hours=3)
     writer = ClickHouseWriter(settings.clickhouse).connect()

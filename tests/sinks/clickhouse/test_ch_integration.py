@@ -12,7 +12,7 @@ from sinks.clickhouse.query import run_query
 from sinks.clickhouse.rows import assessment_row, post_row
 from sinks.clickhouse.writer import ClickHouseWriter
 
-from ch_helpers import count, run_yuqing, scored_post
+from ch_helpers import count, migrate_db, run_yuqing, scored_post
 
 
 def test_migrations_are_recorded_and_idempotent(fresh_db, tmp_path):
@@ -109,9 +109,7 @@ def analyst_db(own_clickhouse):
     """A private server with generated passwords, migrated; on 18.16 its users.xml allows
     the analyst only in the settings' database."""
     settings = own_clickhouse.settings
-    client = connect(settings.clickhouse)
-    mig.migrate(client, settings.clickhouse)
-    client.disconnect()
+    migrate_db(settings)
     return settings
 
 
