@@ -296,7 +296,7 @@ def generate(scenarios: Iterable[Scenario], watchlist: Watchlist, seed: int = 0,
         minute = 0
         while minute < sc.minutes:
             expected = sc.rate(minute + 0.5)
-            count = _poisson(ctx.rng, expected)
+            count = poisson(ctx.rng, expected)
             for offset in sorted(ctx.rng.random() * 60.0 for _ in range(count)):
                 when = sc.start + timedelta(seconds=int(minute * 60 + offset))
                 post = _post(ctx, sc, when, minute + offset / 60.0)
@@ -307,7 +307,8 @@ def generate(scenarios: Iterable[Scenario], watchlist: Watchlist, seed: int = 0,
     return [post for _, _, post in out]
 
 
-def _poisson(rng: random.Random, lam: float) -> int:
+def poisson(rng: random.Random, lam: float) -> int:
+    """A Poisson-distributed count with mean `lam` (Knuth's method; normal above 50)."""
     if lam <= 0:
         return 0
     if lam > 50:  # normal approximation, fast and close enough at this size
