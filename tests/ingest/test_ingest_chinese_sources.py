@@ -206,12 +206,17 @@ def serve_times(web, future="2026-12-06 12:00"):
     return {"name": "times", "type": "json_api", "url": web.url("/times"), "items": "list", "fields": FIELDS}
 
 
-def test_every_time_form_and_bad_times_beside_good_ones_through_the_crawler(web, tmp_path):
-    raw = serve_times(web)
+def times_crawler(web, tmp_path):
+    """A crawler over the times page alone, previewing into tmp_path (posts and rejects), its clock at FETCHED."""
     sink = PreviewSink(tmp_path / "posts.jsonl", tmp_path / "rejects.jsonl")
-    crawler = Crawler([build_source(raw, "sources[0]")], sink,
+    crawler = Crawler([build_source(serve_times(web), "sources[0]")], sink,
                       HttpClient(HttpConfig(retries=0, min_interval_s=0, allow_private_networks=LOOPBACK)),
                       tmp_path / "state", clock=lambda: FETCHED, log=lambda _m: None)
+    return crawler, sink
+
+
+def test_every_time_form_and_bad_times_beside_good_ones_through_the_crawler(web, tmp_path):
+    crawler, sink = times_crawler(web, tmp_path)
     (result,) = crawler.run_once()
     sink.close()
     assert result.error is None and result.produced == len(TIME_ITEMS) and result.rejected == len(BAD_TIMES)
@@ -307,11 +312,7 @@ def test_a_guid_that_is_no_address_is_not_taken_for_the_url(web):
 
 
 def test_a_reject_seen_on_every_poll_is_dead_lettered_once(web, tmp_path):
-    raw = serve_times(web)
-    sink = PreviewSink(tmp_path / "posts.jsonl", tmp_path / "rejects.jsonl")
-    crawler = Crawler([build_source(raw, "sources[0]")], sink,
-                      HttpClient(HttpConfig(retries=0, min_interval_s=0, allow_private_networks=LOOPBACK)),
-                      tmp_path / "state", clock=lambda: FETCHED, log=lambda _m: None)
+    crawler, sink = times_crawler(web, tmp_path)
     (first,) = crawler.run_once()
     (second,) = crawler.run_once()
     sink.close()
