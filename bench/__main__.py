@@ -97,7 +97,7 @@ def matcher_speed(n: int) -> dict:
     from bench.throughput import WATCHLIST
     from scoring.matching import Matcher
     from scoring.watchlist import load_watchlist
-    from yuqing.config import load_settings
+    from core.config import load_settings
 
     pool = bench_posts.load_pool(load_settings().state_dir / "bench" / "cache", WATCHLIST)
     items = [json.loads(template) for _, _, template in pool.entries[:n]]
@@ -190,7 +190,7 @@ def run_stack_phases(args) -> dict:
     from bench import latency, live, throughput
     from bench.harness import Workbench
     from bench.resources import RssSampler
-    from yuqing.config import load_settings
+    from core.config import load_settings
 
     settings = load_settings()
     wb = Workbench(settings)

@@ -44,7 +44,7 @@ def run_variant(wb: Workbench, variant: str, raw: str, topics: dict[str, str], n
                "--checkpoint-dir", str(run_dir / "checkpoints" / variant)]
     env = child_env({"PYTHONUNBUFFERED": "1"})
     watch = OffsetWatch(wb.settings, [topics["scored"], topics["dlq"]])
-    from yuqing.config import REPO_ROOT
+    from core.config import REPO_ROOT
 
     record = spawn(command, log, env=env, cwd=REPO_ROOT)  # bench is not an installed package
     cpu = CpuMeter(lambda: {"job": record.pid} if record.alive() else {})
@@ -106,7 +106,7 @@ def build_job(variant: str, raw: str, out: str, dlq: str, checkpoint_dir: Path):
     from pyflink.table.udf import udf
 
     from scoring.job import JobConfig, create_environments, create_scored_views, kafka_sink_ddl, kafka_source_ddl
-    from yuqing.config import load_settings
+    from core.config import load_settings
 
     settings = load_settings()
     cfg = JobConfig.build(settings, WATCHLIST, topic=raw, metrics_port=0, udf_metrics_port=0)

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from yuqing.config import Settings
+from core.config import Settings
 
 TOPIC_ENV = {
     "raw": "YUQING_KAFKA_RAW_TOPIC",

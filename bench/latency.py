@@ -33,7 +33,7 @@ import yaml
 from bench import posts as bench_posts
 from bench.harness import Workbench, check_alive, http_get, say, wait_for
 from bench.report import percentile, seconds_summary
-from yuqing.config import REPO_ROOT
+from core.config import REPO_ROOT
 
 SAMPLE_WATCHLIST = REPO_ROOT / "data" / "watchlist.sample.yaml"
 TRIAL_SPACING_MS = 120_000

@@ -38,8 +38,8 @@ def tipping_index(posts: list[dict], send_ms: list[int], watchlist, risk, predic
     from scoring.engine import KeyState, score_window
     from scoring.features import Accumulator, post_features
     from scoring.matching import Matcher
-    from scoring.risk import LEVELS
-    from yuqing.post import parse_post_strict
+    from core.levels import LEVELS
+    from core.post import parse_post_strict
 
     matcher = Matcher(watchlist)
     parsed = [parse_post_strict(json.dumps(p, ensure_ascii=False).encode()) for p in posts]
@@ -69,7 +69,8 @@ def run(wb: Workbench, trials: int = 25, burst: int = 200, feed_s: float = 20.0,
         progress=say) -> dict:
     from kafka import KafkaProducer
 
-    from scoring.risk import load_playbooks, load_risk_config
+    from core.levels import load_playbooks
+    from scoring.risk import load_risk_config
     from scoring.sentiment import load_model
 
     settings = wb.settings

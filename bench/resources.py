@@ -221,7 +221,7 @@ def full_run(wb, duration_s: float = 150.0, progress=None) -> dict:
     import subprocess
     import sys
 
-    from yuqing.config import REPO_ROOT
+    from core.config import REPO_ROOT
     from yuqing.pipeline import child_env
 
     topics = wb.make_topics("run", raw_partitions=3)

@@ -22,7 +22,7 @@ from typing import Callable
 
 from bench import posts as bench_posts
 from bench.harness import Workbench, check_alive, http_get, metric_sum, say
-from yuqing.config import REPO_ROOT
+from core.config import REPO_ROOT
 
 WATCHLIST = REPO_ROOT / "data" / "watchlist.sample.yaml"
 RAW_PARTITIONS = 3
@@ -61,7 +61,7 @@ def plain_loop(pool, n: int, base_ms: int, watchlist_path: Path = WATCHLIST, kee
     from scoring.risk import load_risk_config
     from scoring.sentiment import load_model
     from scoring.watchlist import load_watchlist
-    from yuqing.post import parse_post_strict
+    from core.post import parse_post_strict
 
     engine = Engine(load_watchlist(watchlist_path), text_scorer(load_model().predict_proba), load_risk_config(None))
     timed = 0.0

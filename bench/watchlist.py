@@ -107,7 +107,7 @@ def matcher_speed(texts: list[tuple[str, str | None]], sizes=SIZES, progress=say
 
 def run_matcher(n_posts: int = 30_000, progress=say) -> dict:
     """The no-stack half: matcher speed and loading time at every size."""
-    from yuqing.config import load_settings
+    from core.config import load_settings
 
     cache = load_settings().state_dir / "bench" / "cache"
     pool = bench_posts.load_pool(cache, _watchlist_path())

@@ -60,8 +60,8 @@ def _kafka_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _settings() -> Any:
-    from yuqing.cli import CommandError
-    from yuqing.config import ConfigError, load_settings
+    from core.errors import CommandError
+    from core.config import ConfigError, load_settings
 
     try:
         return load_settings()
@@ -71,7 +71,7 @@ def _settings() -> Any:
 
 def _producer(args: argparse.Namespace, settings: Any, client_id: str, linger_ms: int) -> Any:
     from ingest.producer import DeliveryError, PostProducer
-    from yuqing.cli import CommandError
+    from core.errors import CommandError
 
     bootstrap = args.bootstrap or settings.kafka.bootstrap
     try:
@@ -98,7 +98,7 @@ def run_crawl(args: argparse.Namespace) -> int:
     from ingest.metrics import IngestMetrics
     from ingest.sources.jsonl import JsonlSource
     from ingest.state import CursorStore, StateError
-    from yuqing.cli import CommandError
+    from core.errors import CommandError
 
     settings = _settings()
     if args.config is None and (args.speedup < 0):
@@ -188,7 +188,7 @@ def run_crawl(args: argparse.Namespace) -> int:
 def run_report_server(args: argparse.Namespace) -> int:
     from ingest.report import ReportServer, check_settings
     from ingest.report_auth import TokenError, load_registry
-    from yuqing.cli import CommandError
+    from core.errors import CommandError
 
     settings = _settings()
     try:

@@ -32,7 +32,7 @@ from ingest.producer import DeliveryError
 from ingest.sources.base import FetchContext, Item, Source, SourceConfigError
 from ingest.state import CursorStore, StateError
 from ingest.times import future_reason
-from yuqing.post import Post, Rejected, parse_post
+from core.post import Post, Rejected, parse_post
 
 DLQ_RAW_LIMIT = 128 * 1024
 REJECTS_REMEMBERED = 10_000  # per source

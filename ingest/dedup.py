@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ingest.normalize import fingerprint_length, text_fingerprint
 from ingest.state import read_json, write_json_atomic
-from yuqing.post import Post
+from core.post import Post
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 Every source reduces an item to a flat dict keyed by Post field paths ("text",
 "author.name", "metrics.likes", ...); `assemble_post` turns that into the contract's
 JSON shape with text, times, counts and the author tier normalised. Validation is left
-to yuqing.post, so a bad item is rejected with the contract's own reason.
+to core.post, so a bad item is rejected with the contract's own reason.
 """
 from __future__ import annotations
 

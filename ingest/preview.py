@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ingest.producer import dlq_record
-from yuqing.post import Post
+from core.post import Post
 
 
 class PreviewSink:

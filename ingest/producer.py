@@ -17,7 +17,7 @@ from typing import Any
 from kafka import KafkaProducer
 from kafka.errors import BrokerResponseError, KafkaError
 
-from yuqing.post import Post
+from core.post import Post
 
 
 class DeliveryError(RuntimeError):

@@ -51,8 +51,8 @@ from ingest.metrics import IngestMetrics
 from ingest.normalize import clean_text
 from ingest.producer import DeliveryError
 from ingest.report_auth import Channel, RateLimiter, TokenRegistry
-from yuqing.config import ReportSettings
-from yuqing.post import Post, PostError, Rejected, parse_post, parse_time
+from core.config import ReportSettings
+from core.post import Post, PostError, Rejected, parse_post, parse_time
 
 SOURCE = "report"
 MAX_JSON_DEPTH = 8
@@ -187,7 +187,7 @@ def _published(value: Any, now: datetime, max_future_s: int, max_age_s: int) -> 
 def build_report(fields: dict[str, Any], channel: Channel, now: datetime, idempotency_key: str | None = None,
                  max_future_s: int = 300, max_age_s: int = 7 * 86400) -> dict[str, Any]:
     """Request fields + the authenticated channel -> contract-shaped post dict (validated
-    afterwards by yuqing.post). Identity fields come from the channel, never the caller."""
+    afterwards by core.post). Identity fields come from the channel, never the caller."""
     text = fields.get("text", fields.get("content"))
     if text is None:
         raise BadReport("missing required field: text")

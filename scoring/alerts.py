@@ -10,7 +10,9 @@ import hashlib
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from scoring.risk import LEVELS, AlertConfig, Playbook, ScoreConfig, format_ms, level_for
+from core.levels import LEVELS, Playbook
+from core.times import format_ms
+from scoring.risk import AlertConfig, ScoreConfig, level_for
 
 RANK = {name: i for i, name in enumerate(LEVELS)}
 

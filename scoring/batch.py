@@ -30,7 +30,7 @@ import orjson
 from scoring.features import SLIDE_POSITION_COLUMN, FeatureConfig, PostFeatures, post_features, slide_position
 from scoring.matching import Matcher, MatchResult
 from scoring.watchlist import GENERAL, Watchlist
-from yuqing.post import Post, PostError, parse_post_strict
+from core.post import Post, PostError, parse_post_strict
 
 US = "\x1f"  # separates an example's rank from its JSON (JSON escapes it)
 
@@ -170,7 +170,7 @@ class PostScorer:
             except PostError as exc:
                 reasons.append(str(exc))
                 data = raw if isinstance(raw, bytes) else str(raw).encode("utf-8", "surrogateescape")
-                from yuqing.post import Rejected
+                from core.post import Rejected
 
                 dlq = Rejected(str(exc), data).to_dlq_dict(
                     stage, topic=topic,

@@ -12,8 +12,8 @@ DEFAULT_WATCHLIST = Path(__file__).resolve().parent.parent / "data" / "watchlist
 
 
 def _settings():
-    from yuqing.cli import CommandError
-    from yuqing.config import ConfigError, load_settings
+    from core.errors import CommandError
+    from core.config import ConfigError, load_settings
 
     try:
         return load_settings()
@@ -26,7 +26,7 @@ def _job_config(settings, args, **overrides):
     from scoring.risk import RiskConfigError
     from scoring.warmstart import BaselineFileError, load_baselines
     from scoring.watchlist import WatchlistError
-    from yuqing.cli import CommandError
+    from core.errors import CommandError
 
     if not Path(args.watchlist).is_file():
         raise CommandError(f"watchlist {args.watchlist} does not exist")
@@ -42,7 +42,7 @@ def _job_config(settings, args, **overrides):
 
 def _flink_options(pairs: list[str] | None) -> dict[str, str]:
     """`-D key=value` (as in Flink's own CLI) into a dict of Flink configuration options."""
-    from yuqing.cli import CommandError
+    from core.errors import CommandError
 
     options = {}
     for pair in pairs or ():
@@ -91,7 +91,7 @@ def prepare_replay_csv(input_path: Path, csv_path: Path) -> tuple[int, int, int]
     the job itself rejects them into the dead-letter output with the reason.
     Returns (records, min_ms, max_ms).
     """
-    from yuqing.post import PostError, parse_time
+    from core.post import PostError, parse_time
 
     rows: list[tuple[int, str, int]] = []
     undated: list[tuple[str, int]] = []
@@ -117,7 +117,7 @@ def prepare_replay_csv(input_path: Path, csv_path: Path) -> tuple[int, int, int]
 
 
 def run_replay(args) -> int:
-    from yuqing.cli import CommandError
+    from core.errors import CommandError
 
     settings = _settings()
     input_path = Path(args.input)
@@ -191,7 +191,7 @@ def run_job(args) -> int:
 def _jobctl(fn):
     """Run a jobctl action with its errors turned into one-line command errors."""
     from scoring.jobctl import JobCtlError
-    from yuqing.cli import CommandError
+    from core.errors import CommandError
 
     try:
         return fn()
@@ -201,7 +201,7 @@ def _jobctl(fn):
 
 def run_submit(args) -> int:
     from scoring import jobctl
-    from yuqing.cli import CommandError
+    from core.errors import CommandError
 
     settings = _settings()
     if args.parallelism < 1:

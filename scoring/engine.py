@@ -17,10 +17,10 @@ from typing import Any, Callable, Iterable, Sequence
 from scoring.alerts import AlertEvent, AlertState, has_evidence, next_level
 from scoring.features import Accumulator, WindowStats, post_features
 from scoring.matching import Matcher, MatchResult
-from scoring.risk import (Assessment, Baseline, Playbook, RiskConfig, assess, category_weight, level_for,
-                          load_playbooks, update_baseline)
+from core.levels import Playbook, load_playbooks
+from scoring.risk import Assessment, Baseline, RiskConfig, assess, category_weight, level_for, update_baseline
 from scoring.watchlist import Watchlist
-from yuqing.post import Post
+from core.post import Post
 
 SentimentFn = Callable[[Sequence[Post]], Sequence[float]]
 

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any, Iterable
 
-from yuqing.post import Post
+from core.post import Post
 
 TIERS = ("media", "kol", "official", "user")
 

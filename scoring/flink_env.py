@@ -12,7 +12,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from yuqing.config import Settings
+from core.config import Settings
 
 
 def in_cluster_client() -> bool:
@@ -33,6 +33,32 @@ def _prune_dead_runs(parent: Path) -> None:
             shutil.rmtree(child, ignore_errors=True)
 
 
+class FlinkSetupError(RuntimeError):
+    """PyFlink is missing or incomplete in this Python (one line, says how to fix it)."""
+
+
+def pyflink_home() -> Path:
+    """The Flink distribution inside the installed apache-flink package (bin/, conf/, lib/)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pyflink")
+    if spec is None or not spec.origin:
+        raise FlinkSetupError("PyFlink is not installed in this Python: run `make setup` (pip install -e .)")
+    home = Path(spec.origin).parent
+    if not (home / "bin" / "jobmanager.sh").is_file():
+        raise FlinkSetupError(f"{home} has no bin/jobmanager.sh: reinstall apache-flink")
+    return home
+
+
+def flink_cluster_dir(settings: Settings) -> Path:
+    """Where the local standalone cluster keeps its config, logs and temp files."""
+    return settings.state_dir / "flink-cluster"
+
+
+def flink_conf_dir(settings: Settings) -> Path:
+    return flink_cluster_dir(settings) / "conf"
+
+
 JIT_OPTIONS = {"c1": "-XX:TieredStopAtLevel=1", "tiered": ""}
 
 
@@ -44,13 +70,13 @@ def local_jvm_args(settings: Settings, current: str, tmp: Path) -> str:
         opts = f"{opts} -Djava.io.tmpdir={tmp}".strip()
     if "-Xmx" not in opts:
         if settings.flink.local_heap_mb < 256:
-            from yuqing.config import ConfigError
+            from core.config import ConfigError
 
             raise ConfigError(f"flink.local_heap_mb: at least 256 (MiB), got {settings.flink.local_heap_mb}")
         opts = f"{opts} -Xmx{settings.flink.local_heap_mb}m"
     jit = settings.flink.local_jit
     if jit not in JIT_OPTIONS:
-        from yuqing.config import ConfigError
+        from core.config import ConfigError
 
         raise ConfigError(f"flink.local_jit: one of {', '.join(JIT_OPTIONS)}, got {jit!r}")
     if JIT_OPTIONS[jit] and "Tiered" not in opts:

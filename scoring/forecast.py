@@ -275,16 +275,17 @@ def posts_to_reach(stats, baseline, category_severity: float, target_level: str,
     """Posts per window at which this key would reach `target_level`, if its window grew
     in proportion (same mix of authors, negativity and signals; platforms and the widest
     reach unchanged). None if even `max_factor` times the volume would not get there."""
+    from core.levels import LEVELS
     from scoring import risk
 
     cfg = cfg or risk.RiskConfig()
-    want = risk.LEVELS.index(target_level)
+    want = LEVELS.index(target_level)
     if stats.posts <= 0:
         return None
 
     def level_at(factor: float) -> int:
         score = risk.assess(_scaled(stats, factor), baseline, category_severity, cfg).risk_score
-        return risk.LEVELS.index(risk.level_for(score, cfg.score))
+        return LEVELS.index(risk.level_for(score, cfg.score))
 
     if level_at(1.0) >= want:
         return float(stats.posts)

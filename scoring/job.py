@@ -32,7 +32,7 @@ from typing import Any
 from scoring.batch import FEATURE_COLUMNS, OUTPUT_COLUMNS, US, key_ids
 from scoring.features import (SLIDE_POSITION_COLUMN, WINDOW_AGGREGATES, newest_slide_posts, slide_count_aggregates,
                               slide_count_name)
-from yuqing.config import Settings
+from core.config import Settings
 
 
 @dataclass(frozen=True)
@@ -297,7 +297,8 @@ def _make_window_scorer(cfg: JobConfig, alerts_tag):
             self.config = config
 
         def open(self, runtime_context):
-            from scoring.risk import load_playbooks, load_risk_config
+            from core.levels import load_playbooks
+            from scoring.risk import load_risk_config
             from scoring.watchlist import load_watchlist
 
             self.cfg = JobConfig(**self.config)
@@ -986,7 +987,7 @@ def main(argv: list[str] | None = None) -> int:
     from YUQING_JOB_GROUP_ID / YUQING_JOB_PARALLELISM, so a deployment can set them there."""
     import argparse
 
-    from yuqing.config import load_settings
+    from core.config import load_settings
 
     settings = load_settings()
     parser = argparse.ArgumentParser(prog="scoring.job", description="Run the Yuqing scoring job (live, Kafka).")

@@ -19,7 +19,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from yuqing.config import REPO_ROOT, Settings
+from core.config import REPO_ROOT, Settings
+from scoring.flink_env import FlinkSetupError, flink_cluster_dir, flink_conf_dir, pyflink_home
 
 JOB_SCRIPT = REPO_ROOT / "scoring" / "job.py"
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -167,12 +168,17 @@ def _is_local(settings: Settings, url: str) -> bool:
     return parsed.port == settings.flink.rest_port and parsed.hostname in (settings.flink.host, "localhost", "127.0.0.1")
 
 
+def _pyflink_home() -> Path:
+    try:
+        return pyflink_home()
+    except FlinkSetupError as exc:
+        raise JobCtlError(str(exc)) from None
+
+
 def submit_command(settings: Settings, url: str, job_args: list[str], savepoint: str | None = None) -> list[str]:
     """`bin/flink run -d -py scoring/job.py ARGS` against the cluster's REST endpoint."""
-    from yuqing.stack.components import pyflink_home
-
     parsed = urllib.parse.urlparse(url)
-    command = ["bash", str(pyflink_home() / "bin" / "flink"), "run", "-m", f"{parsed.hostname}:{parsed.port}",
+    command = ["bash", str(_pyflink_home() / "bin" / "flink"), "run", "-m", f"{parsed.hostname}:{parsed.port}",
                "-d", "-pyclientexec", sys.executable]
     if savepoint:
         command += ["-s", savepoint]
@@ -182,15 +188,13 @@ def submit_command(settings: Settings, url: str, job_args: list[str], savepoint:
 def submit_env(settings: Settings, url: str) -> dict[str, str]:
     """The client's environment: our conf dir for our cluster (it names the venv's Python
     for the workers), the distribution's for another; logs and temp files in the state folder."""
-    from yuqing.stack.components import flink_cluster_dir, flink_conf_dir, pyflink_home
-
     work = flink_cluster_dir(settings)
     (work / "log").mkdir(parents=True, exist_ok=True)
     (work / "tmp").mkdir(parents=True, exist_ok=True)
     conf = flink_conf_dir(settings)
     env = dict(os.environ)
     env["FLINK_CONF_DIR"] = str(conf if _is_local(settings, url) and (conf / "config.yaml").is_file()
-                                else pyflink_home() / "conf")
+                                else _pyflink_home() / "conf")
     env["FLINK_LOG_DIR"] = str(work / "log")
     env["TMPDIR"] = str(work / "tmp")
     env["JVM_ARGS"] = f"{env.get('JVM_ARGS', '')} -Djava.io.tmpdir={work / 'tmp'}".strip()

@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, get_type_hints
 
 import yaml
 
+from core.times import format_ms
 from scoring.features import FeatureConfig, WindowStats, log_scale
 from scoring.watchlist import GENERAL, Watchlist
-
-LEVELS = ("low", "medium", "high")
-PLAYBOOKS_PATH = Path(__file__).with_name("playbooks.yaml")
 
 
 class RiskConfigError(ValueError):
@@ -516,63 +513,6 @@ def level_for(score: float, cfg: ScoreConfig = ScoreConfig()) -> str:
 
 
 # ---------------------------------------------------------------- playbooks and output
-
-
-@dataclass(frozen=True)
-class Deadline:
-    name: str
-    hours: float
-
-
-@dataclass(frozen=True)
-class Playbook:
-    level: str
-    title: str
-    owner: str
-    steps: tuple[str, ...]
-    deadlines: tuple[Deadline, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"level": self.level, "title": self.title, "owner": self.owner, "steps": list(self.steps)}
-
-    def deadlines_from(self, first_detected_ms: int) -> list[dict[str, Any]]:
-        return [{"name": d.name, "due_at": format_ms(first_detected_ms + int(d.hours * 3_600_000)),
-                 "hours_after_detection": float(d.hours)} for d in self.deadlines]
-
-
-def load_playbooks(path: str | Path = PLAYBOOKS_PATH) -> dict[str, Playbook]:
-    """level -> Playbook, validated: every level present, steps non-empty, hours >= 0."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise RiskConfigError(f"playbooks file {path}: {str(exc).splitlines()[0]}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("levels"), dict):
-        raise RiskConfigError(f"playbooks file {path}: expected a 'levels' mapping")
-    out: dict[str, Playbook] = {}
-    for level in LEVELS:
-        entry = data["levels"].get(level)
-        where = f"playbooks file {path}: level {level}"
-        if not isinstance(entry, dict):
-            raise RiskConfigError(f"{where}: missing")
-        steps = entry.get("steps")
-        if not isinstance(steps, list) or not steps or not all(isinstance(s, str) and s for s in steps):
-            raise RiskConfigError(f"{where}: steps must be a non-empty list of strings")
-        deadlines = []
-        for d in entry.get("deadlines") or []:
-            if not isinstance(d, dict) or not isinstance(d.get("name"), str) or not isinstance(d.get("hours"), (int, float)) or d["hours"] < 0:
-                raise RiskConfigError(f"{where}: each deadline needs a name and hours >= 0")
-            deadlines.append(Deadline(d["name"], float(d["hours"])))
-        for key in ("title", "owner"):
-            if not isinstance(entry.get(key), str) or not entry[key]:
-                raise RiskConfigError(f"{where}: {key} must be a non-empty string")
-        out[level] = Playbook(level, entry["title"], entry["owner"], tuple(steps), tuple(deadlines))
-    return out
-
-
-def format_ms(ms: int) -> str:
-    """RFC 3339 in UTC, second precision (windows close on whole minutes)."""
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ DLQ_REASON_CLASSES = (
     "other",
 )
 
-# First matching pattern wins; patterns follow the wording of yuqing.post's reasons.
+# First matching pattern wins; patterns follow the wording of core.post's reasons.
 _REASON_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(pattern, re.IGNORECASE), cls)
     for pattern, cls in (

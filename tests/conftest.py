@@ -49,7 +49,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def stack_settings():
     """Settings of a running test stack (Kafka, ClickHouse, Prometheus, Alertmanager)."""
-    from yuqing.config import load_settings
+    from core.config import load_settings
     from yuqing.stack import manager
 
     settings = load_settings()

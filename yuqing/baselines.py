@@ -72,8 +72,8 @@ def cmd_export(args) -> int:
     from scoring.watchlist import WatchlistError, load_watchlist
     from sinks.clickhouse.client import error_text
     from sinks.clickhouse.query import run_query
-    from yuqing.cli import CommandError
-    from yuqing.config import ConfigError, load_settings
+    from core.errors import CommandError
+    from core.config import ConfigError, load_settings
 
     if not 1 <= args.hours <= 24 * 90:
         raise CommandError("--hours must be between 1 and 2160 (90 days)")
@@ -110,8 +110,8 @@ def cmd_learn(args) -> int:
     from scoring.sentiment import load_model
     from scoring.warmstart import dump_baselines
     from scoring.watchlist import WatchlistError, load_watchlist
-    from yuqing.cli import CommandError
-    from yuqing.post import Post, parse_post
+    from core.errors import CommandError
+    from core.post import Post, parse_post
 
     path = Path(args.input)
     if not path.is_file():

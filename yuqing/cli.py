@@ -11,6 +11,8 @@ import importlib
 import os
 import sys
 
+from core.errors import CommandError
+
 COMMAND_MODULES = (
     "yuqing.stack.cli",
     "ingest.cli",
@@ -23,14 +25,6 @@ COMMAND_MODULES = (
     "sinks.report.cli",
     "yuqing.baselines",
 )
-
-
-class CommandError(Exception):
-    """A user-facing failure: printed as one line on stderr, exit code 1 (or `code`)."""
-
-    def __init__(self, message: str, code: int = 1):
-        super().__init__(message)
-        self.code = code
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -23,7 +23,7 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
-from yuqing.config import REPO_ROOT, Settings
+from core.config import REPO_ROOT, Settings
 
 DEPLOY = REPO_ROOT / "deploy"
 COMPOSE_FILE = DEPLOY / "compose" / "docker-compose.yml"
@@ -70,7 +70,7 @@ class DeployCheckError(ValueError):
 # --- settings ----------------------------------------------------------------------------
 
 def known_env_vars(settings: Any = None) -> frozenset[str]:
-    """Every YUQING_* name that yuqing.config.load_settings reads."""
+    """Every YUQING_* name that core.config.load_settings reads."""
     names = {"YUQING_CONFIG"}
 
     def walk(obj: Any, prefix: str) -> None:
@@ -92,7 +92,7 @@ def env_problem(name: str, known: frozenset[str] | None = None) -> str | None:
     if name in known or NOTIFY_ENV.match(name) or name in GENERIC_ENV or name in SECRET_ENV:
         return None
     if name.startswith("YUQING_"):
-        return f"{name} is no Yuqing setting (yuqing/config.py)"
+        return f"{name} is no Yuqing setting (core/config.py)"
     return f"{name} is not a Yuqing variable"
 
 
@@ -747,7 +747,7 @@ def flow_allowed(policies: list[Mapping[str, Any]], src: Endpoint, dst: Endpoint
 
 
 def load_settings_from_env(env: Mapping[str, str]) -> Settings:
-    from yuqing.config import load_settings
+    from core.config import load_settings
 
     return load_settings(env=dict(env))
 

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from yuqing.config import Settings
+from core.config import Settings
 from yuqing.stack.process import PidRecord, spawn, terminate
 
 

@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from yuqing.config import REPO_ROOT, Settings, load_settings
+from core.config import REPO_ROOT, Settings, load_settings
 
 WATCHLIST = REPO_ROOT / "data" / "watchlist.sample.yaml"
 SPARK = "▁▂▃▄▅▆▇█"
@@ -236,7 +236,7 @@ def render(state: LiveState, settings: Settings, info: dict[str, Any]):
 # ------------------------------------------------------------------ the command
 
 def run(args) -> int:
-    from yuqing.cli import CommandError
+    from core.errors import CommandError
     from yuqing.pipeline import Pipeline, wait_http
     from yuqing.stack import manager
     from yuqing.stack.components import StackError
@@ -351,7 +351,7 @@ def run(args) -> int:
 
 
 def _check(pipeline) -> None:
-    from yuqing.cli import CommandError
+    from core.errors import CommandError
 
     dead = [d for d in pipeline.check() if not d.startswith("crawler")]
     if dead:

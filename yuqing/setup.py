@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from yuqing.config import REPO_ROOT, Settings
+from core.config import REPO_ROOT, Settings
 
 DEBIAN_PACKAGES = {
     # binary on PATH -> Debian package

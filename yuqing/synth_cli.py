@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from yuqing.cli import CommandError
+    from core.errors import CommandError
     from scoring.watchlist import WatchlistError, load_watchlist
     from yuqing.synth import DEFAULT_START, generate, sample_scenarios
 

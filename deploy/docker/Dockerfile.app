@@ -23,6 +23,7 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
         > /tmp/requirements.txt \
     && pip install -r /tmp/requirements.txt
 
+COPY core ./core
 COPY yuqing ./yuqing
 COPY ingest ./ingest
 COPY scoring ./scoring

@@ -14,7 +14,7 @@ from typing import Any, Iterator
 
 from ingest.normalize import parse_datetime
 from ingest.sources.base import FetchContext, Item, Options, Page, Source, SourceConfigError
-from yuqing.post import Rejected, parse_post
+from core.post import Rejected, parse_post
 
 PAGE_LINES = 500
 PROGRESS_EVERY_S = 2.0

@@ -50,7 +50,7 @@ def register(subparsers) -> None:
 
 
 def _error(message: str):
-    from yuqing.cli import CommandError
+    from core.errors import CommandError
 
     return CommandError(message)
 

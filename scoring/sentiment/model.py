@@ -344,7 +344,7 @@ _LOCK = threading.Lock()
 
 def default_model_path(settings=None) -> Path:
     if settings is None:
-        from yuqing.config import load_settings
+        from core.config import load_settings
 
         settings = load_settings()
     return Path(settings.state_dir) / "models" / DEFAULT_FILENAME

@@ -10,8 +10,8 @@ import sys
 
 
 def _settings(args):
-    from yuqing.cli import CommandError
-    from yuqing.config import ConfigError, load_settings
+    from core.errors import CommandError
+    from core.config import ConfigError, load_settings
 
     try:
         return load_settings(getattr(args, "config", None))
@@ -32,7 +32,7 @@ def _unreachable(ch, exc) -> str:
 def cmd_db_migrate(args) -> int:
     from clickhouse_driver.errors import Error as DriverError
 
-    from yuqing.cli import CommandError
+    from core.errors import CommandError
 
     from .client import connect
     from .migrate import MigrationError, migrate
@@ -62,7 +62,7 @@ def cmd_db_migrate(args) -> int:
 def cmd_db_status(args) -> int:
     from clickhouse_driver.errors import Error as DriverError
 
-    from yuqing.cli import CommandError
+    from core.errors import CommandError
 
     from .client import connect
     from .migrate import MigrationError, applied_migrations, load_migrations
@@ -98,7 +98,7 @@ def cmd_query(args) -> int:
     from clickhouse_driver.errors import Error as DriverError
     from clickhouse_driver.errors import ServerException
 
-    from yuqing.cli import CommandError
+    from core.errors import CommandError
 
     from .client import error_text
     from .query import QueryInputError, check_placeholders, parse_params, render, run_query
@@ -137,7 +137,7 @@ def cmd_sink_clickhouse(args) -> int:
     from clickhouse_driver.errors import Error as DriverError
     from prometheus_client import start_http_server
 
-    from yuqing.cli import CommandError
+    from core.errors import CommandError
 
     from .sink import GROUP_ID, ClickHouseSink, SinkOptions
 

@@ -5,7 +5,7 @@ import re
 
 from clickhouse_driver import Client
 
-from yuqing.config import ClickHouseSettings
+from core.config import ClickHouseSettings
 
 _VERSION = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?")
 

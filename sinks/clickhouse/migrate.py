@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from yuqing.config import ClickHouseSettings
+from core.config import ClickHouseSettings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 EVERY_RUN_DIR = MIGRATIONS_DIR / "every_run"

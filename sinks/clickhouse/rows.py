@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from yuqing.post import AUTHOR_KINDS, PostError, parse_time
+from core.post import AUTHOR_KINDS, PostError, parse_time
 
 # ClickHouse DateTime is an unsigned 32-bit epoch.
 _MIN_TS = 0

@@ -13,7 +13,7 @@ import secrets
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from yuqing.config import CLICKHOUSE_SECRETS, ConfigError, Settings
+from core.config import CLICKHOUSE_SECRETS, ConfigError, Settings
 
 # Query limits of the analyst, the same on every server version (users.xml here, a settings
 # profile in migrations/every_run/ on servers with SQL access management).

@@ -19,7 +19,7 @@ from typing import Callable, NamedTuple
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from yuqing.config import Settings
+from core.config import Settings
 
 from . import metrics
 from .rows import RowError, alert_row, assessment_row, decode_json, dlq_row, post_row, sink_reject_row

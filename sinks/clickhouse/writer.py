@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 from clickhouse_driver.errors import Error as DriverError
 from clickhouse_driver.errors import NetworkError, ServerException, SocketTimeoutError
 
-from yuqing.config import ClickHouseSettings
+from core.config import ClickHouseSettings
 
 from . import metrics
 from .client import connect, error_text, server_version

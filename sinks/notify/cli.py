@@ -40,8 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from yuqing.cli import CommandError
-    from yuqing.config import ConfigError, load_settings
+    from core.errors import CommandError
+    from core.config import ConfigError, load_settings
 
     from .config import (TOKEN_ENV, TOKEN_FILE_ENV, NotifyConfigError, load_notify_config, local_token_path,
                          ensure_token_file, read_token_file, render_alertmanager_config,

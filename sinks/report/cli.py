@@ -26,8 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from sinks.clickhouse.client import error_text
     from sinks.response.store import ResponseStore
-    from yuqing.cli import CommandError
-    from yuqing.config import ConfigError, load_settings
+    from core.errors import CommandError
+    from core.config import ConfigError, load_settings
 
     from .data import Period, load_report, parse_day
     from .render import render_html, render_markdown

@@ -68,7 +68,7 @@ def _common_action_args(p: argparse.ArgumentParser) -> None:
 
 
 def _error(message: str):
-    from yuqing.cli import CommandError
+    from core.errors import CommandError
 
     return CommandError(message)
 
@@ -95,7 +95,7 @@ def _library(directory: str | None):
 
 
 def _settings():
-    from yuqing.config import ConfigError, load_settings
+    from core.config import ConfigError, load_settings
 
     try:
         return load_settings()
@@ -204,7 +204,7 @@ def _record(args: argparse.Namespace, action: str) -> int:
         store.record(args.alert_id, action, actor, at, args.note)
         after = store.clock(alert)
     except Exception as exc:  # noqa: BLE001
-        from yuqing.cli import CommandError
+        from core.errors import CommandError
 
         if isinstance(exc, CommandError):
             raise

@@ -1,6 +1,6 @@
 """The response clock: how fast an alert was taken and closed, against its deadlines.
 
-Deadlines come from the alert record (scoring/playbooks.yaml via scoring.risk), counted
+Deadlines come from the alert record (core/playbooks.yaml via core.levels), counted
 from first detection. Taking the alert (ack) is measured against the FIRST deadline (the
 first statement cannot go out before someone owns the crisis); resolving against the LAST
 one (facts and plan). Reminders go out `lead` before each deadline while the alert is

@@ -20,7 +20,7 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
-from scoring.risk import LEVELS
+from core.levels import LEVELS
 
 from .facts import FIELDS
 

@@ -13,7 +13,7 @@ from typing import Any, Iterable
 
 from sinks.clickhouse.client import connect
 from sinks.clickhouse.writer import ClickHouseWriter
-from yuqing.config import ClickHouseSettings
+from core.config import ClickHouseSettings
 
 from .clock import Action, Clock, Deadline, clock_from
 
@@ -191,7 +191,7 @@ def deadlines_of(alert: dict[str, Any]) -> list[Deadline]:
             out.append(Deadline(str(d["name"]), due, float(hours) if isinstance(hours, (int, float))
                                 else (due - detected).total_seconds() / 3600))
     if not out:
-        from scoring.risk import load_playbooks
+        from core.levels import load_playbooks
 
         level = alert.get("top_level") or alert.get("level") or "medium"
         pb = load_playbooks()[level]

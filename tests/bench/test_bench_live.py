@@ -19,7 +19,7 @@ def _levels_after(posts, send_ms, watchlist, risk, predict, playbooks, count: in
     from scoring.engine import KeyState, score_window
     from scoring.features import Accumulator, post_features
     from scoring.matching import Matcher
-    from yuqing.post import Post, parse_post
+    from core.post import Post, parse_post
 
     matcher = Matcher(watchlist)
     accs: dict = {}
@@ -39,7 +39,8 @@ def _levels_after(posts, send_ms, watchlist, risk, predict, playbooks, count: in
 
 
 def test_the_tipping_post_is_the_first_after_which_a_key_scores_high():
-    from scoring.risk import load_playbooks, load_risk_config
+    from core.levels import load_playbooks
+    from scoring.risk import load_risk_config
     from scoring.sentiment import load_model
 
     brands = bp.trial_brands(1, bp.run_prefix(3))

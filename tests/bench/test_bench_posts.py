@@ -11,7 +11,7 @@ import yaml
 
 from bench import posts as bp
 from scoring.watchlist import load_watchlist, parse_watchlist
-from yuqing.post import parse_post_strict
+from core.post import parse_post_strict
 
 REPO = Path(__file__).resolve().parents[2]
 WATCHLIST = REPO / "data" / "watchlist.sample.yaml"
@@ -80,7 +80,7 @@ def test_crisis_burst_sits_in_one_pane_and_its_first_window_scores_high():
     """The assumption the latency benchmark rests on, checked with the reference engine."""
     from scoring.engine import Engine, text_scorer
     from scoring.sentiment import load_model
-    from yuqing.post import post_from_dict
+    from core.post import post_from_dict
 
     data = bp.watchlist_with_brands(yaml.safe_load(WATCHLIST.read_text(encoding="utf-8")), bp.trial_brands(2))
     wl = parse_watchlist(data)

@@ -87,7 +87,7 @@ def test_the_local_stack_writes_a_0600_token_and_points_alertmanager_at_it(tmp_p
     from dataclasses import replace
 
     from sinks.notify.config import parse_notify_config, read_token_file, resolve_token
-    from yuqing.config import Settings
+    from core.config import Settings
     from yuqing.stack.components import render_alertmanager
 
     settings = replace(Settings(), state_dir=tmp_path / "state")

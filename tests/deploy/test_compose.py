@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from yuqing import deploycheck as dc
-from yuqing.config import ConfigError, load_settings
+from core.config import ConfigError, load_settings
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "deploy" / "compose"

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from yuqing import deploycheck as dc
-from yuqing.config import load_settings
+from core.config import load_settings
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from yuqing.config import load_settings
+from core.config import load_settings
 
 USERS = {"admin": "admin-secret-1", "yuqing-crawler": "crawler-秘密-2"}
 
@@ -129,7 +129,7 @@ def test_clients_authenticate_with_scram_and_wrong_credentials_are_refused(scram
 
 
 def test_settings_refuse_half_configured_auth():
-    from yuqing.config import ConfigError
+    from core.config import ConfigError
 
     with pytest.raises(ConfigError, match="sasl_username and kafka.sasl_password are required"):
         load_settings(env={"YUQING_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "YUQING_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512"})

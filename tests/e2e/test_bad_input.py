@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from yuqing.post import DLQ_MAX_RAW_BYTES
+from core.post import DLQ_MAX_RAW_BYTES
 from tests.fixtures.jobs import job_args, new_run
 from tests.fixtures.streams import REPO, WATCHLIST, event_ms, producer, read_json_topic
 
@@ -121,7 +121,7 @@ def test_every_bad_record_is_dead_lettered_or_scored_and_the_job_finishes(stack_
 
     from scoring.matching import Matcher
     from scoring.watchlist import load_watchlist
-    from yuqing.post import Post, parse_post
+    from core.post import Post, parse_post
     from yuqing.synth import calm_chatter, crisis, generate, DEFAULT_START
 
     run = new_run(stack_settings, tmp_path, "badin", partitions=3)

@@ -33,7 +33,7 @@ COMPONENTS = ["kafka", "clickhouse"]
 @pytest.fixture(scope="session")
 def fault_stack():
     """Settings of a running private Kafka + ClickHouse; stopped at the end of the session."""
-    from yuqing.config import load_settings
+    from core.config import load_settings
     from yuqing.stack import manager
 
     settings = load_settings(env={**os.environ, **FAULT_ENV})

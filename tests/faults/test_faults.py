@@ -38,7 +38,7 @@ class Expected:
         from scoring.engine import Engine, text_scorer
         from scoring.sentiment import load_model
         from scoring.watchlist import load_watchlist
-        from yuqing.post import Post, parse_post
+        from core.post import Post, parse_post
 
         parsed = sorted((p for p in (parse_post(json.dumps(d, ensure_ascii=False)) for d in posts)
                          if isinstance(p, Post)), key=lambda p: p.published_ms)

@@ -6,7 +6,7 @@ import pytest
 
 from ingest.dedup import DedupConfig, Deduper
 from ingest.state import CursorStore, StateError, write_json_atomic
-from yuqing.post import Post
+from core.post import Post
 
 T0 = datetime(2026, 11, 25, 10, tzinfo=timezone(timedelta(hours=8)))
 LONG = "快送APP泄露了我的个人信息，客服一直不回复，太过分了"

@@ -4,7 +4,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from ingest.mapping import MappingError, PostDefaults, assemble_post, check_field_map, get_path, map_fields, qualify_id
-from yuqing.post import post_from_dict
+from core.post import post_from_dict
 
 CST = timezone(timedelta(hours=8))
 NOW = datetime(2026, 11, 25, 3, 0, tzinfo=timezone.utc)
@@ -69,7 +69,7 @@ def test_weibo_like_item_becomes_a_valid_post():
 def test_title_stands_in_for_missing_text_and_bad_time_is_kept_for_the_validator():
     post = assemble_post({"id": "1", "title": "标题&amp;", "published_at": "sometime"}, WEIBO, NOW)
     assert post["text"] == "标题&" and post["title"] == "标题&"
-    assert post["published_at"] == "sometime"  # yuqing.post rejects it with its own reason
+    assert post["published_at"] == "sometime"  # core.post rejects it with its own reason
 
 
 def test_missing_id_stays_missing():

@@ -27,8 +27,8 @@ from ingest.report_auth import (Channel, RateLimiter, TokenError, TokenRegistry,
 from scoring.engine import Engine
 from scoring.features import post_features
 from scoring.watchlist import load_watchlist
-from yuqing.config import ReportSettings
-from yuqing.post import parse_post, post_from_dict
+from core.config import ReportSettings
+from core.post import parse_post, post_from_dict
 from yuqing.synth import calm_chatter, generate
 
 CST = timezone(timedelta(hours=8))

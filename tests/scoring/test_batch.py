@@ -9,7 +9,7 @@ import pytest
 from scoring.batch import FEATURE_COLUMNS, OUTPUT_COLUMNS, PostScorer, decode, example_rank, key_id, key_ids, key_pairs
 from scoring.features import PostFeatures, post_features
 from scoring.matching import Matcher
-from yuqing.post import post_from_dict
+from core.post import post_from_dict
 
 
 def _scorer(watchlist):

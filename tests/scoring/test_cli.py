@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from scoring.cli import _flink_options
-from yuqing.cli import CommandError
+from core.errors import CommandError
 
 
 @pytest.mark.parametrize("pairs,expected", [

@@ -9,8 +9,9 @@ import pytest
 
 from scoring.engine import Engine, KeyState, score_window
 from scoring.features import aggregate, post_features
-from scoring.risk import RiskConfig, load_playbooks
-from yuqing.post import post_from_dict
+from core.levels import load_playbooks
+from scoring.risk import RiskConfig
+from core.post import post_from_dict
 from yuqing.synth import DEFAULT_START, calm_chatter, complaint_trickle, crisis, generate, positive_launch
 
 from .conftest import label_sentiment
@@ -124,7 +125,7 @@ def test_a_silent_key_is_still_assessed_until_its_level_falls(watchlist):
 
     start = datetime(2026, 11, 25, 8, 0, tzinfo=timezone(timedelta(hours=8)))
     posts = generate([crisis(CRISIS, "privacy", start, minutes=40, peak_per_min=300, peak_at=20)], watchlist, seed=5)
-    from yuqing.post import post_from_dict
+    from core.post import post_from_dict
 
     engine = Engine(watchlist, lambda ps: [0.05] * len(ps))
     result = engine.run([post_from_dict(p) for p in posts])

@@ -14,10 +14,11 @@ import pytest
 
 from scoring.engine import Engine, KeyState, score_window
 from scoring.features import post_features
-from scoring.risk import Baseline, NormalConfig, RiskConfig, load_playbooks
+from core.levels import load_playbooks
+from scoring.risk import Baseline, NormalConfig, RiskConfig
 from scoring.warmstart import HistoryRow, baseline_from_history
 from tests.fixtures import scenarios as S
-from yuqing.post import post_from_dict
+from core.post import post_from_dict
 from yuqing.synth import DEFAULT_START, calm_chatter, complaint_trickle, crisis, generate, positive_launch
 
 from .conftest import label_sentiment

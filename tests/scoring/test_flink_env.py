@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from scoring.flink_env import local_jvm_args
-from yuqing.config import ConfigError, Settings
+from core.config import ConfigError, Settings
 
 TMP = Path("/state/tmp/flink/run-1")
 

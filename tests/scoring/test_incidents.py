@@ -11,9 +11,10 @@ from scoring.engine import Engine
 from scoring.features import WindowStats
 from scoring.incidents import (IncidentBook, IncidentConfig, IncidentError, IncidentState, close_deadline_ms,
                                incident_id, is_page, on_key_alert, on_time)
-from scoring.risk import AlertConfig, RiskConfig, format_ms
+from core.times import format_ms
+from scoring.risk import AlertConfig, RiskConfig
 from tests.fixtures import scenarios as S
-from yuqing.post import post_from_dict
+from core.post import post_from_dict
 from yuqing.synth import DEFAULT_START, calm_chatter, crisis, generate
 
 from .conftest import label_sentiment
@@ -258,7 +259,7 @@ def test_the_jobs_incident_operator_orders_a_step_by_time_pages_early_raises_at_
     import json
 
     from scoring.job import JobConfig, _make_incident_tracker
-    from yuqing.config import Settings
+    from core.config import Settings
 
     from .conftest import SAMPLE_WATCHLIST
     from .test_window_scorer import _Context

@@ -12,7 +12,7 @@ import pytest
 
 from scoring.engine import Engine, text_scorer
 from scoring.watchlist import load_watchlist
-from yuqing.post import Post, parse_post
+from core.post import Post, parse_post
 from yuqing.synth import generate, sample_scenarios
 
 REPO = Path(__file__).resolve().parents[2]

@@ -29,7 +29,7 @@ def test_window_scorer_names_the_key_from_its_id():
     from scoring.job import _make_window_scorer
     from tests.fixtures.streams import WATCHLIST
     from tests.scoring.test_window_scorer import SLIDE_MS, T0, _Context, _Row, fire, window_row
-    from yuqing.config import Settings
+    from core.config import Settings
     from scoring.watchlist import load_watchlist
 
     cfg = JobConfig.build(Settings(), WATCHLIST, metrics_port=0, udf_metrics_port=0)

@@ -62,7 +62,7 @@ def test_early_firing_adds_a_processing_time_window_over_recent_rows_only():
 
 
 def test_event_time_is_bounded_by_the_clock_in_the_watermarked_column():
-    from yuqing.config import Settings
+    from core.config import Settings
     from scoring.job import event_time_sql, kafka_source_ddl
 
     bound = "CAST(CURRENT_TIMESTAMP + INTERVAL '0 00:05:00' DAY TO SECOND AS TIMESTAMP_LTZ(3))"
@@ -76,7 +76,7 @@ def test_event_time_is_bounded_by_the_clock_in_the_watermarked_column():
 def test_job_settings_from_the_environment_are_checked(monkeypatch):
     import pytest
 
-    from yuqing.config import Settings
+    from core.config import Settings
 
     monkeypatch.setenv("YUQING_JOB_EARLY_FIRE_S", "2")
     monkeypatch.setenv("YUQING_JOB_MAX_AHEAD_S", "60")

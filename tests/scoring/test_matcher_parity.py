@@ -11,7 +11,7 @@ from scoring.folding import fold
 from scoring.matching import Matcher
 from scoring.watchlist import parse_watchlist
 from yuqing import synth_watchlist
-from yuqing.post import post_from_dict
+from core.post import post_from_dict
 from yuqing.synth import generate, sample_scenarios
 
 from .legacy_matcher import LegacyMatcher

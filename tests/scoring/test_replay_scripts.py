@@ -13,7 +13,7 @@ import pytest
 
 from scoring.engine import Engine, text_scorer
 from scoring.watchlist import load_watchlist
-from yuqing.post import post_from_dict
+from core.post import post_from_dict
 from yuqing.synth import DEFAULT_START, calm_chatter, crisis, generate
 
 REPO = Path(__file__).resolve().parents[2]

@@ -5,9 +5,9 @@ from dataclasses import fields, replace
 import pytest
 
 from scoring.features import WINDOW_AGGREGATES, FeatureConfig, WindowStats, author_tier
-from scoring.risk import (Baseline, RiskConfig, RiskConfigError, ScoreConfig, influence, level_for,
-                          load_playbooks, parse_risk_config, risk_score, severity, update_baseline,
-                          volatility)
+from core.levels import load_playbooks
+from scoring.risk import (Baseline, RiskConfig, RiskConfigError, ScoreConfig, influence, level_for, parse_risk_config,
+                          risk_score, severity, update_baseline, volatility)
 
 MIN = 60_000
 W0, W1 = 0, 10 * MIN  # a 10-minute window

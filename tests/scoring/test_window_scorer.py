@@ -20,7 +20,7 @@ from scoring.batch import US  # noqa: E402
 from scoring.features import slide_count_name  # noqa: E402
 from scoring.job import JobConfig, _make_window_scorer  # noqa: E402
 from tests.fixtures.streams import WATCHLIST  # noqa: E402
-from yuqing.config import Settings  # noqa: E402
+from core.config import Settings  # noqa: E402
 
 KEY = f"快送{US}privacy"
 SLIDE_MS = 60_000
@@ -177,7 +177,8 @@ def reference_level(row: dict, cfg) -> str:
     """What the engine's score_window says of the row on a fresh key (no hard-coded level)."""
     from scoring.engine import KeyState, score_window
     from scoring.features import WindowStats
-    from scoring.risk import load_playbooks, load_risk_config
+    from core.levels import load_playbooks
+    from scoring.risk import load_risk_config
     from scoring.watchlist import load_watchlist
 
     values = {k: v for k, v in row.items() if not k.startswith("slide_posts_") and k not in ("example", "provisional")}
@@ -193,7 +194,7 @@ def test_a_provisional_raise_pages_once_marked_and_leaves_the_baseline_alone(sco
     assert reference_level(row, cfg) == "high"
     assessments, alerts = early(ws, ctx, row)
     assert [(a["level"], a["provisional"]) for a in assessments] == [("high", True)]
-    from scoring.risk import format_ms
+    from core.times import format_ms
 
     assert assessments[0]["window_end"] == format_ms(T0 + SLIDE_MS)  # the event-time window that closes next
     assert [(a["event"], a["level"], a["previous_level"], a["provisional"]) for a in alerts] == [

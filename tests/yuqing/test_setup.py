@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from yuqing import setup as setup_mod
-from yuqing.config import load_settings
+from core.config import load_settings
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -11,7 +11,7 @@ import pytest
 
 from scoring.watchlist import load_watchlist
 from yuqing import synth_cli
-from yuqing.post import post_from_dict
+from core.post import post_from_dict
 from yuqing.synth import (DEFAULT_START, NEG_EMOTICONS, NEG_WORDS, POS_EMOTICONS, calm_chatter, complaint_trickle,
                           crisis, generate, positive_launch, sample_scenarios)
 
@@ -95,7 +95,7 @@ def test_sample_command(tmp_path, capsys):
     (["sample", "--watchlist", "/nonexistent.yaml"], "does not exist"),
 ])
 def test_sample_command_errors(argv, message):
-    from yuqing.cli import CommandError
+    from core.errors import CommandError
 
     with pytest.raises(CommandError, match=message):
         run_cli(argv)

@@ -4,11 +4,11 @@ from __future__ import annotations
 import json
 import sys
 
-from yuqing.config import ConfigError, load_settings
+from core.config import ConfigError, load_settings
 
 
 def _settings(args):
-    from yuqing.cli import CommandError
+    from core.errors import CommandError
 
     try:
         return load_settings(getattr(args, "config", None))
@@ -17,7 +17,7 @@ def _settings(args):
 
 
 def _run_stack(args) -> int:
-    from yuqing.cli import CommandError
+    from core.errors import CommandError
     from yuqing.stack import manager
     from yuqing.stack.components import StackError
 
@@ -43,7 +43,7 @@ def _run_stack(args) -> int:
 
 
 def _run_setup(args) -> int:
-    from yuqing.cli import CommandError
+    from core.errors import CommandError
     from yuqing.setup import SetupError, run_setup
 
     settings = _settings(args)

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from yuqing.config import REPO_ROOT, Settings
+from core.config import REPO_ROOT, Settings
+from scoring.flink_env import FlinkSetupError, flink_cluster_dir, flink_conf_dir
+from scoring.flink_env import pyflink_home as _pyflink_home
 from yuqing.stack.process import tcp_open
 
 DEPLOY = REPO_ROOT / "deploy"
@@ -182,7 +184,7 @@ def _clickhouse_prepare(s: Settings) -> None:
     require_binary("clickhouse-server", APT_FIX)
     from sinks.clickhouse.server_config import ensure_secrets, render_config_xml, render_users_xml
 
-    from yuqing.config import ConfigError
+    from core.config import ConfigError
 
     d = s.state_dir / "clickhouse"
     for sub in ("data", "tmp", "user_files", "format_schemas", "logs"):
@@ -364,23 +366,10 @@ FLINK_TASKMANAGERS = 2
 
 
 def pyflink_home() -> Path:
-    import importlib.util
-
-    spec = importlib.util.find_spec("pyflink")
-    if spec is None or not spec.origin:
-        raise StackError("PyFlink is not installed in this Python: run `make setup` (pip install -e .)")
-    home = Path(spec.origin).parent
-    if not (home / "bin" / "jobmanager.sh").is_file():
-        raise StackError(f"{home} has no bin/jobmanager.sh: reinstall apache-flink")
-    return home
-
-
-def flink_cluster_dir(s: Settings) -> Path:
-    return s.state_dir / "flink-cluster"
-
-
-def flink_conf_dir(s: Settings) -> Path:
-    return flink_cluster_dir(s) / "conf"
+    try:
+        return _pyflink_home()
+    except FlinkSetupError as exc:
+        raise StackError(str(exc)) from None
 
 
 def render_flink_config(s: Settings, java_opts: str) -> str:

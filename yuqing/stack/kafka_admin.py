@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from yuqing.config import Settings
+from core.config import Settings
 
 logging.getLogger("kafka").setLevel(logging.CRITICAL)
 

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from yuqing.config import Settings
+from core.config import Settings
 from yuqing.stack.components import (
     COMPONENTS,
     FLINK_COMPONENTS,

@@ -13,7 +13,7 @@ from scoring.sentiment.model import (
     FORMAT_VERSION, ModelError, SnowNLPModel, fit_model, load_model, nb_ratios, read_labeled_tsv,
     read_model, train_model,
 )
-from yuqing.config import Settings
+from core.config import Settings
 
 
 def test_training_learns_synthetic_polarity(small_model):

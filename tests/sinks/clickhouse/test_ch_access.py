@@ -15,7 +15,7 @@ from clickhouse_driver.errors import ServerException
 from sinks.clickhouse import migrate as mig
 from sinks.clickhouse.client import connect
 from sinks.clickhouse.server_config import ANALYST_LIMITS, ensure_secrets, render_users_xml
-from yuqing.config import load_settings
+from core.config import load_settings
 
 from ch_helpers import migrate_db
 

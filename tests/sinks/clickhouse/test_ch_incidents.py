@@ -7,7 +7,7 @@ import json
 import pytest
 
 from scoring.incidents import IncidentState, on_key_alert, on_time
-from scoring.risk import format_ms
+from core.times import format_ms
 from sinks.clickhouse.rows import COLUMNS, RowError, alert_row
 from sinks.clickhouse.writer import ClickHouseWriter
 

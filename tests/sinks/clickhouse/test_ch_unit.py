@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from sinks.clickhouse import migrate, query, server_config
-from yuqing.config import ConfigError, Settings
+from core.config import ConfigError, Settings
 
 
 def test_split_statements_gates_quotes_and_comments():

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import pytest
 
 from scoring.incidents import IncidentState, on_key_alert, on_time
-from scoring.risk import format_ms
+from core.times import format_ms
 from sinks.notify.notice import NoticeError, notice_from_alert_event
 from sinks.notify.render import render
 

@@ -132,7 +132,7 @@ def test_cli_check_and_errors(tmp_path):
     os.environ.update(env)
     try:
         assert args.func(args) == 0
-        from yuqing.cli import CommandError
+        from core.errors import CommandError
         bad = parser.parse_args(["notify", "--check", "--config", "/nonexistent.yaml"])
         with pytest.raises(CommandError, match="does not exist"):
             bad.func(bad)

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from png_reader import read_png  # noqa: E402
 
 from scoring.alerts import AlertEvent
-from scoring.risk import load_playbooks
+from core.levels import load_playbooks
 from scoring.watchlist import load_watchlist
 from sinks.clickhouse.rows import alert_row, post_row
 from sinks.clickhouse.writer import ClickHouseWriter
@@ -158,7 +158,7 @@ def test_report_cli_writes_html_and_markdown(week_data, tmp_path, monkeypatch):
     text = md.read_text(encoding="utf-8")
     assert text.startswith("# 舆情周报") and alerts[2]["alert_id"] in text and "未认领" in text
     # bad dates are one-line user errors
-    from yuqing.cli import CommandError
+    from core.errors import CommandError
 
     bad = parser.parse_args(["report", "--from", "2026-11-22", "--to", "2026-11-16", "--out", str(out)])
     with pytest.raises(CommandError, match="before"):

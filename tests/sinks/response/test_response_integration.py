@@ -8,14 +8,14 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from scoring.alerts import AlertEvent
-from scoring.risk import load_playbooks
+from core.levels import load_playbooks
 from sinks.clickhouse.rows import alert_row, post_row
 from sinks.clickhouse.writer import ClickHouseWriter
 from sinks.notify.config import parse_notify_config
 from sinks.response import cli as response_cli
 from sinks.response.remind import run_once
 from sinks.response.store import ResponseStore
-from yuqing.cli import CommandError
+from core.errors import CommandError
 
 
 def make_alert(detected: datetime, level="high", category="privacy", brand="快送") -> dict:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from yuqing.config import load_settings
+from core.config import load_settings
 from yuqing.stack import manager
 from yuqing.stack.components import StackError
 from yuqing.stack.process import PidFile, PidRecord, tcp_open

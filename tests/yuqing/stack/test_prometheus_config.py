@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import yaml
 
-from yuqing.config import Settings
+from core.config import Settings
 from yuqing.stack.components import LOCAL_WORKERS_SCRAPED, render_prometheus_config
 
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from yuqing.post import PostError, _parse_post_slow, parse_post_strict
+from core.post import PostError, _parse_post_slow, parse_post_strict
 
 BASE = {"id": "weibo:1", "platform": "Weibo", "text": "快送 泄露 [怒]", "published_at": "2026-11-25T09:00:00+08:00"}
 
