@@ -18,12 +18,26 @@ import os
 import platform
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from bench.harness import say
 
 PHASES = ("throughput", "latency", "live", "resources", "floor", "sentiment", "crawl", "watchlist")
 DEFAULT_JSON = Path(__file__).resolve().parent / "results.json"
+
+
+PHASE_SECONDS: dict[str, float] = {}  # wall seconds of each phase run, to plan a full run
+
+
+@contextmanager
+def timed(phase: str):
+    t0 = time.monotonic()
+    try:
+        yield
+    finally:
+        PHASE_SECONDS[phase] = round(time.monotonic() - t0, 1)
+        say(f"{phase}: {PHASE_SECONDS[phase]:,.0f} s")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -36,7 +50,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "which are sampled), floor (the framework alone: bench/floor.py), "
                              "sentiment (sentiment model and matcher speed; no stack), "
                              "crawl (crawl parsers, items/s per core, new beside the old; no stack), "
-                             "watchlist (matcher and job at 10..10,000 brands, window state at scale: "
+                             "watchlist (matcher at 10..10,000 brands, job at 10 and 1,000; with "
+                             "--watchlist-full also 100 and 10,000 and the window state at scale: "
                              "bench/watchlist.py)")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"results file (default {DEFAULT_JSON})")
     parser.add_argument("--trials", type=int, default=25, help="latency trials after one warm-up (default 25)")
@@ -48,6 +63,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--python-worker", choices=("loopback", "process"), default="loopback",
                         help="the throughput job's Python worker (default loopback; process: one per slot, "
                              "see docs/bench.md 'Python workers')")
+    parser.add_argument("--watchlist-full", action="store_true",
+                        help="watchlist phase: the job at 10, 100, 1,000 and 10,000 brands and the state run at "
+                             "10,000 brands x 8 categories (default: the job at 10 and 1,000 brands only, ~5 min)")
     parser.add_argument("--keep-stack", action="store_true", help="leave the services the bench started running")
     parser.add_argument("--keep-data", action="store_true", help="keep the bench topics and ClickHouse databases")
     parser.add_argument("--strict", action="store_true", help="exit 1 if a measured target is missed")
@@ -160,14 +178,18 @@ def main(argv=None) -> int:
                      "machine": machine_info()}
     if "crawl" in args.phases:
         from bench import crawl
-        results.update(crawl.run())
+        with timed("crawl"):
+            results.update(crawl.run())
     if "sentiment" in args.phases:
-        results.update(sentiment_and_matcher())
+        with timed("sentiment"):
+            results.update(sentiment_and_matcher())
     if "watchlist" in args.phases:
         from bench import watchlist as watchlist_bench
-        results.update(watchlist_bench.run_matcher())
+        with timed("watchlist_matcher"):
+            results.update(watchlist_bench.run_matcher())
     if args.phases & {"throughput", "latency", "live", "floor", "watchlist"}:
         results.update(run_stack_phases(args))
+    results["phase_seconds"] = dict(PHASE_SECONDS)
     results["targets"] = report.target_rows(results)
     results["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -177,6 +199,9 @@ def main(argv=None) -> int:
         print("\n" + crawl.render(results))
     if "watchlist" in args.phases:
         print("\n" + watchlist_bench.render(results))
+    if results.get("phase_seconds"):
+        print("\nphase time (wall): " + ", ".join(f"{k} {v:,.0f} s" for k, v in results["phase_seconds"].items())
+              + f"; total {sum(results['phase_seconds'].values()):,.0f} s")
     say(f"results written to {args.json}")
     missed = [r for r in results["targets"] if r["pass"] is False]
     if results.get("job_matches_plain_loop") is False:
@@ -210,12 +235,15 @@ def run_stack_phases(args) -> dict:
 
         sampler = RssSampler(roots).start()
         if "throughput" in args.phases:
-            out.update(throughput.run(wb, args.posts, parallelism=args.parallelism,
-                                      python_worker=args.python_worker))
+            with timed("throughput"):
+                out.update(throughput.run(wb, args.posts, parallelism=args.parallelism,
+                                          python_worker=args.python_worker))
         if "latency" in args.phases:
-            out.update(latency.run(wb, trials=args.trials, burst=args.burst))
+            with timed("latency"):
+                out.update(latency.run(wb, trials=args.trials, burst=args.burst))
         if "live" in args.phases:
-            out.update(live.run(wb, trials=max(args.trials, 20), burst=args.burst, feed_s=args.feed_s))
+            with timed("live"):
+                out.update(live.run(wb, trials=max(args.trials, 20), burst=args.burst, feed_s=args.feed_s))
         sampler.stop()
         if args.phases & {"throughput", "latency", "live"}:
             out.update(resources(sampler, wb))
@@ -230,11 +258,17 @@ def run_stack_phases(args) -> dict:
         if "floor" in args.phases:  # last: the pipeline's memory figures are without it
             from bench import floor
 
-            out.update(floor.run(wb, args.posts))
+            with timed("floor"):
+                out.update(floor.run(wb, args.posts))
         if "watchlist" in args.phases:
             from bench import watchlist as watchlist_bench
 
-            out.update(watchlist_bench.run_jobs(wb, min(args.posts, 100_000)))
+            n = min(args.posts, watchlist_bench.DEFAULT_JOB_POSTS)
+            with timed("watchlist_jobs"):
+                if args.watchlist_full:
+                    out.update(watchlist_bench.run_jobs(wb, n, sizes=watchlist_bench.SIZES, state=True))
+                else:
+                    out.update(watchlist_bench.run_jobs(wb, n))
     finally:
         if sampler is not None:
             sampler.stop()
