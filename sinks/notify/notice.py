@@ -87,7 +87,10 @@ class Notice:
     def dedup_keys(self) -> tuple[str, ...]:
         """Keys that identify this page across both paths (any seen one suppresses it)."""
         if self.is_brand_alert:
-            keys = [f"{self.status}|{self.brand}|{self.category}|{self.level}"]
+            # and one per brand and level: an incident is a brand's story (the Prometheus
+            # rules fire per brand too, naming the leading category in an annotation)
+            keys = [f"{self.status}|{self.brand}|{self.category}|{self.level}",
+                    f"{self.status}|brand|{self.brand}|{self.level}"]
         else:
             digest = hashlib.sha1(repr(sorted(self.labels)).encode()).hexdigest()[:16]
             keys = [f"{self.status}|{self.alertname}|{digest}"]
@@ -279,7 +282,8 @@ def notices_from_alertmanager(payload: Any, route: str) -> list[Notice]:
             path="alertmanager", route=route,
             status="resolved" if alert.get("status") == "resolved" else "firing",
             alertname=labels.get("alertname", "unknown"),
-            brand=labels.get("brand"), category=labels.get("category"),
+            # brand rules fire per brand: the leading category is an annotation
+            brand=labels.get("brand"), category=labels.get("category") or _str_or_none(ann.get("category"), 40),
             level=level if labels.get("brand") else None,
             risk_score=_float(ann.get("risk_score")), influence=_float(ann.get("influence")),
             severity=_float(ann.get("severity_score")), volatility=_float(ann.get("volatility")),

@@ -74,4 +74,22 @@ def test_rules_use_known_metrics_jobs_labels_and_bilingual_annotations():
         assert ann["runbook_url"] == f"docs/runbooks.md#{rule['alert'].lower()}"
         assert rule["alert"].lower() in anchors, f"docs/runbooks.md has no section for {rule['alert']}"
         if rule["labels"]["team"] == "pr":
-            assert "by (brand, category)" in rule["expr"] and rule["labels"]["level"] in ("high", "medium")
+            # one alert per brand (an incident is a brand's story): the outermost aggregation
+            # keeps only the brand; the categories travel as annotations
+            assert rule["expr"].lstrip().startswith("max by (brand) (") and rule["labels"]["level"] in ("high", "medium")
+            assert {"category", "categories"} <= set(ann), rule["alert"]
+
+
+def test_brand_rules_would_catch_a_per_category_alert(tmp_path):
+    """The rule tests are sharp about the grouping: alerting per (brand, category) again
+    must make them fail (two alerts where one brand alert is expected)."""
+    (tmp_path / "rules").mkdir()
+    text = RULES.read_text()
+    per_key = text.replace("max by (brand) (\n", "max by (brand, category) (\n")
+    assert per_key != text
+    (tmp_path / "rules" / RULES.name).write_text(per_key)
+    (tmp_path / "tests").mkdir()
+    for t in RULE_TESTS:
+        (tmp_path / "tests" / t.name).write_text(t.read_text())
+    result = promtool("test", "rules", *[t.name for t in RULE_TESTS], cwd=tmp_path / "tests")
+    assert result.returncode != 0 and "YuqingHighRisk" in result.stdout + result.stderr

@@ -84,6 +84,26 @@ def test_both_paths_share_one_dedup_key_and_a_resolve_rearms():
     assert Deduplicator(600).admit(medium, 0) and medium.dedup_keys() != am.dedup_keys()
 
 
+def test_a_brand_rule_alert_names_its_leading_category_and_pages_once_per_brand_and_level():
+    """The Prometheus rules fire per brand (deploy/prometheus/rules): the category is an
+    annotation. Its page is absorbed by the incident page of the same brand and level,
+    whichever category led the incident, and vice versa; a resolve re-arms the brand."""
+    brand_alert = am_alert() | {"labels": {k: v for k, v in am_alert()["labels"].items() if k != "category"},
+                                "annotations": {"category": "legal", "categories": "legal=high, privacy=high"}}
+    [am] = notices_from_alertmanager({"alerts": [brand_alert]}, "critical")
+    assert (am.brand, am.category, am.level) == ("快送", "legal", "high")
+    kafka = notice_from_alert_event(event(kind="escalated", incident_id="i1", alert_id="i1", incident_level="high"))
+    d = Deduplicator(600)
+    assert d.admit(kafka, 0) and not d.admit(am, 5)
+    d2 = Deduplicator(600)
+    assert d2.admit(am, 0) and not d2.admit(kafka, 1)
+    closed = notice_from_alert_event(event(event="closed", kind="closed", incident_id="i1", alert_id="i1",
+                                           level="low", previous_level="high", incident_level="high"))
+    assert d2.admit(closed, 2) and d2.admit(kafka, 3)  # a new incident after the close pages again
+    other_brand = notice_from_alert_event(event(brand="星云支付"))
+    assert d2.admit(other_brand, 4)
+
+
 def test_ops_alerts_dedup_on_their_labels():
     a, b = (notices_from_alertmanager({"alerts": [{"status": "firing", "labels": {
         "alertname": "YuqingCrawlerStale", "source": s, "severity": "warning"}}]}, "ops")[0] for s in ("rss", "api"))
