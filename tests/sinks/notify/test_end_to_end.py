@@ -105,6 +105,21 @@ def test_high_risk_gauge_pages_signed_robots_through_prometheus_and_alertmanager
     assert len(robot.messages("feishu", "快送·privacy")) == 1
 
 
+def test_two_high_categories_of_one_brand_are_one_prometheus_alert_and_one_page(pipeline):
+    """The brand rules fire per brand (an incident is a brand's story): privacy and legal high
+    at once reach notify as ONE alert naming the leading category, not one per category."""
+    metrics, robot, notify = pipeline["metrics"], pipeline["robot"], pipeline["notify"]
+    metrics.set_risk("快送", "privacy", level="high", risk_score=0.82, influence=0.7, severity=0.9, volatility=0.6)
+    metrics.set_risk("快送", "legal", level="high", risk_score=0.91, influence=0.5, severity=0.8, volatility=0.4)
+
+    ding = wait_until(lambda: robot.messages("dingtalk", "【舆情预警·高风险】快送"), 60, 0.05, "the brand's page")
+    notify.service.wait_idle(5)
+    assert _count(metrics, "yuqing_notify_received_total", path="alertmanager") == 1
+    assert "快送·legal" in ding[0]["markdown"]["title"]  # the leading category (highest score)
+    assert "**风险分**：0.91（影响力 0.50｜严重度 0.80｜波动性 0.40）" in ding[0]["markdown"]["text"]
+    assert len(robot.messages("dingtalk", "【舆情预警·高风险】快送")) == 1
+
+
 def test_kafka_alert_event_pages_once_when_prometheus_fires_too(pipeline):
     from kafka import KafkaProducer
 
