@@ -41,12 +41,16 @@ def alert_id(brand: str, category: str, first_detected_ms: int) -> str:
     return hashlib.sha1(raw).hexdigest()[:16]
 
 
-def has_evidence(stats: Any, cfg: AlertConfig = AlertConfig()) -> bool:
+def has_evidence(stats: Any, cfg: AlertConfig = AlertConfig(), hour_posts: int = 0) -> bool:
     """Evidence before medium: whether a window may lift a key that is low. One or two
     ordinary posts are not enough on their own (they are a trickle, not yet a story); they are
-    when a post is grave: a media or official author, or a legal/regulator signal.
-    `stats` is a WindowStats (posts, media_posts, official_posts, legal_hits)."""
+    when a post is grave: a media or official author, or a legal/regulator signal, or when
+    they are not alone: the key had `evidence_hour_posts` posts over the last hour
+    (`hour_posts`, this window's included). `stats` is a WindowStats (posts, media_posts,
+    official_posts, legal_hits)."""
     if stats.posts >= cfg.evidence_posts:
+        return True
+    if cfg.evidence_hour_posts > 0 and hour_posts >= cfg.evidence_hour_posts:
         return True
     return bool(stats.media_posts or stats.official_posts or stats.legal_hits)
 

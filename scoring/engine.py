@@ -65,6 +65,18 @@ def extend_history(state: KeyState, stats: WindowStats, slide_ms: int) -> tuple[
     return tuple(history[-HISTORY_SLIDES:]), stats.window_end_ms
 
 
+def hour_posts_before(history: tuple[int, ...], history_end_ms: int | None, window_end_ms: int,
+                      slide_s: int) -> int:
+    """Posts of the key in the hour up to `window_end_ms`, from its per-slide history (the
+    evidence of persistence, scoring/alerts.py has_evidence)."""
+    if history_end_ms is None:
+        return 0
+    skip = max(0, (history_end_ms - window_end_ms) // (slide_s * 1000))  # an older window: history is ahead
+    slides = max(1, 3600 // slide_s)
+    newest = len(history) - skip
+    return sum(history[max(0, newest - slides):max(0, newest)])
+
+
 def alert_forecast(stats: WindowStats, history: tuple[int, ...], baseline: Baseline, level: str,
                    watchlist: Watchlist | None, cfg: RiskConfig) -> dict[str, Any] | None:
     """The short-term forecast an alert carries: volume next 1 h / 6 h, chance of the next level."""
@@ -94,12 +106,13 @@ def score_window(stats: WindowStats, state: KeyState, watchlist: Watchlist | Non
     slide_s = cfg.window.slide_s
     scores = assess(stats, state.baseline, category_weight(stats.category, watchlist, cfg.severity), cfg)
     inf, sev, vol, score = scores.influence, scores.severity, scores.volatility, scores.risk_score
+    history, history_end = extend_history(state, stats, slide_s * 1000)
     if learn_only:
         alert, change = state.alert, None
     else:
+        evidence = has_evidence(stats, cfg.alerts, hour_posts_before(history, history_end, stats.window_end_ms, slide_s))
         alert, change = next_level(state.alert, score, stats.window_end_ms, slide_s * 1000, cfg.score, cfg.alerts,
-                                   evidence=has_evidence(stats, cfg.alerts))
-    history, history_end = extend_history(state, stats, slide_s * 1000)
+                                   evidence=evidence)
     baseline = update_baseline(state.baseline, stats, stats.window_end_ms, slide_s, cfg.volatility, cfg.normal,
                                elevated=alert.level != "low", influence_cfg=cfg.influence, warmup=learn_only)
     new_state = KeyState(baseline, alert, history, history_end)

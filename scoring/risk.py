@@ -80,6 +80,12 @@ class VolatilityConfig:
     trending_scale: float = 3.0  # hot-search mentions at which that term reaches 63%
     big_scale: float = 2.0  # big-account posts above their usual count for 63%
     platforms_scale: float = 2.0  # platforms above the usual count for full score
+    # Sustained growth (issue #22): a story that keeps growing for hours never surges against
+    # the 20-minute memory above; it is measured by a fast against a slow average of the rate.
+    sustained_fast_windows: int = 30  # memory of the fast average, in window closes (~30 min)
+    sustained_slow_windows: int = 180  # memory of the slow average (~3 h)
+    sustained_doublings_ref: float = 1.0  # fast = 2^this x slow counts as full growth ...
+    sustained_z_ref: float = 3.0  # ... when this many Poisson sigmas sure
 
 
 @dataclass(frozen=True)
@@ -111,6 +117,9 @@ class AlertConfig:
     # evidence before medium (scoring/alerts.py has_evidence): a window with fewer posts cannot
     # alone lift a low key, unless a post is grave (media/official author, legal/regulator word)
     evidence_posts: int = 3
+    # ... or unless the key has had this many posts over the last hour (its per-slide history):
+    # a story that persists is evidence, even when each window holds only one or two posts
+    evidence_hour_posts: int = 6
     incident_quiet_s: int = 7200  # a brand's incident closes after every key is low this long
 
 
@@ -185,6 +194,8 @@ def validate_config(cfg: RiskConfig) -> RiskConfig:
     for name in ("z_ref", "growth_ref", "momentum_ref", "trending_scale", "big_scale", "platforms_scale", "min_std"):
         check(getattr(cfg.volatility, name) > 0, f"volatility.{name} must be positive")
     check(cfg.volatility.growth_ref > 1, "volatility.growth_ref must be > 1")
+    for name in ("sustained_fast_windows", "sustained_slow_windows", "sustained_doublings_ref", "sustained_z_ref"):
+        check(getattr(cfg.volatility, name) > 0, f"volatility.{name} must be positive")
     check(cfg.severity.legal_scale > 0, "severity.legal_scale must be positive")
     return cfg
 
@@ -342,6 +353,11 @@ class Baseline:
     norm_platforms: float = 0.0  # per window
     norm_reach_log: float = 0.0  # log1p of the widest post's reach, per window
     norm_windows: int = 0  # windows the normal has learned from (or been seeded with)
+    # Sustained growth (VolatilityConfig.sustained_*): a fast and a slow average of the rate,
+    # posts/min; plain means of the windows seen while younger than their memory.
+    trend_fast: float = 0.0
+    trend_slow: float = 0.0
+    trend_windows: int = 0  # windows folded in, empty ones included (0: none, as in older state)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -414,14 +430,60 @@ def volatility_parts(stats: WindowStats, baseline: Baseline, slide_s: int = 60,
     }
 
 
+def _trend_fold(fast: float, slow: float, n: int, rate: float, count: int,
+                cfg: VolatilityConfig) -> tuple[float, float, int]:
+    """Fold `count` windows of `rate` into the two averages. Each is the plain mean of the
+    windows seen while fewer than its memory (a new key's first windows teach it fully, so
+    a key first seen at its usual rate shows no growth); an EWMA after that."""
+    a_fast, a_slow = 1.0 / cfg.sustained_fast_windows, 1.0 / cfg.sustained_slow_windows
+    while count > 0 and n < max(cfg.sustained_fast_windows, cfg.sustained_slow_windows):
+        n += 1
+        count -= 1
+        fast += max(a_fast, 1.0 / n) * (rate - fast)
+        slow += max(a_slow, 1.0 / n) * (rate - slow)
+    if count > 0:  # both past their ramp: the closed form of `count` equal updates
+        fast = rate + (fast - rate) * (1 - a_fast) ** count
+        slow = rate + (slow - rate) * (1 - a_slow) ** count
+        n += count
+    return fast, slow, n
+
+
+def trend_with(baseline: Baseline, stats: WindowStats, slide_s: int = 60,
+               cfg: VolatilityConfig = VolatilityConfig(), window_end_ms: int | None = None
+               ) -> tuple[float, float, int]:
+    """The key's fast and slow averages of the rate with this window (and the empty windows
+    before it) folded in: (trend_fast, trend_slow, trend_windows). A baseline without them
+    (new, seeded, or from older state) starts them at this window."""
+    end = stats.window_end_ms if window_end_ms is None else window_end_ms
+    gap = _gap_windows(baseline, end, slide_s * 1000) if baseline.trend_windows > 0 else 0
+    fast, slow, n = _trend_fold(baseline.trend_fast, baseline.trend_slow, baseline.trend_windows, 0.0, gap, cfg)
+    return _trend_fold(fast, slow, n, stats.posts / stats.window_minutes, 1, cfg)
+
+
+def sustained_growth(fast: float, slow: float, slide_s: int = 60,
+                     cfg: VolatilityConfig = VolatilityConfig()) -> float:
+    """0..1: how far the fast average is above the slow one (in doublings, against
+    `sustained_doublings_ref`) times how sure that is (Poisson sigmas of the posts the fast
+    memory holds, against `sustained_z_ref`). A story that has doubled every 90 minutes for
+    hours scores near 1; a steady key, however loud, and noise at a few posts an hour near 0."""
+    if fast <= slow:
+        return 0.0
+    doublings = math.log2((fast + 0.01) / (slow + 0.01))
+    memory_min = cfg.sustained_fast_windows * slide_s / 60.0
+    z = (fast - slow) * memory_min / math.sqrt(slow * memory_min + 1.0)
+    return _clip(doublings / cfg.sustained_doublings_ref) * _clip(z / cfg.sustained_z_ref)
+
+
 def volatility(stats: WindowStats, baseline: Baseline, slide_s: int = 60,
                cfg: VolatilityConfig = VolatilityConfig()) -> float:
     """Growth against the key's own baseline (z-score, ratio, window-over-window momentum)
-    plus signs of going viral (hot-search words, big accounts joining, new platforms)."""
+    plus signs of going viral (hot-search words, big accounts joining, new platforms) - or,
+    if it says more, growth sustained over hours (`sustained_growth`)."""
     parts = volatility_parts(stats, baseline, slide_s, cfg)
     weights = {"surge": cfg.w_surge, "growth": cfg.w_growth, "momentum": cfg.w_momentum,
                "trending": cfg.w_trending, "big_accounts": cfg.w_big_accounts, "new_platforms": cfg.w_new_platforms}
-    return _weighted(parts, weights)
+    fast, slow, _ = trend_with(baseline, stats, slide_s, cfg)
+    return max(_weighted(parts, weights), sustained_growth(fast, slow, slide_s, cfg))
 
 
 def update_baseline(baseline: Baseline, stats: WindowStats, window_end_ms: int | None = None,
@@ -459,6 +521,7 @@ def update_baseline(baseline: Baseline, stats: WindowStats, window_end_ms: int |
         na = max(ncfg.alpha, 1.0 / (n.norm_windows + 1)) if warmup else ncfg.alpha
         norm = {name: norm[name] + na * (seen[name] - norm[name]) for name in _NORM_FIELDS}
         norm_windows += 1
+    trend_fast, trend_slow, trend_windows = trend_with(baseline, stats, slide_s, cfg, end)
     return Baseline(
         mean=mean, var=var,
         big_mean=big_mean + a * (stats.big_posts - big_mean),
@@ -466,6 +529,7 @@ def update_baseline(baseline: Baseline, stats: WindowStats, window_end_ms: int |
         last_posts=stats.posts, last_window_end_ms=end, windows=b.windows + 1,
         first_seen_ms=b.first_seen_ms or stats.first_ms or stats.window_start_ms,
         norm_windows=norm_windows, **norm,
+        trend_fast=trend_fast, trend_slow=trend_slow, trend_windows=trend_windows,
     )
 
 

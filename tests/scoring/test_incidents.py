@@ -238,9 +238,6 @@ def test_a_slow_burn_is_one_incident_with_at_most_three_pages(watchlist, matcher
     assert len([e for e in result.alerts if e.event == "raised"]) > len(pages(result, S.QUIET_BRAND))
 
 
-@pytest.mark.xfail(strict=True, reason="the risk model (docs/risk-model.md) reaches medium at ~4.5 h and never high "
-                                       "on this seeded slow burn with the label sentiment; the issue's target is the "
-                                       "risk model's, not the incident layer's")
 def test_a_slow_burn_reaches_medium_within_3_hours_and_high_within_7(watchlist, matcher):
     result = run(watchlist, matcher, S.slow_burn())
     levels = [(r["at"], r["incident_level"]) for r in result.incidents if is_page(r)]
