@@ -125,8 +125,8 @@ def run_replay(args) -> int:
         raise CommandError(f"input file {input_path} does not exist")
     if args.warmup_hours < 0:
         raise CommandError("--warmup-hours must not be negative")
-    replay_options = dict(metrics_port=0, udf_metrics_port=0, checkpoint_interval_s=0, parallelism=args.parallelism,
-                          python_mode=args.python_mode, python_worker=args.python_worker)
+    replay_options = dict(metrics_port=0, udf_metrics_port=0, sensor="", checkpoint_interval_s=0,
+                          parallelism=args.parallelism, python_mode=args.python_mode, python_worker=args.python_worker)
     _job_config(settings, args, **replay_options)  # a bad option fails before the input is read
     work = settings.state_dir / "tmp" / "replay"
     work.mkdir(parents=True, exist_ok=True)
@@ -206,10 +206,10 @@ def run_submit(args) -> int:
     settings = _settings()
     if args.parallelism < 1:
         raise CommandError("--parallelism must be at least 1")
-    _job_config(settings, args)  # a bad watchlist or risk config fails here, not in the cluster
+    cfg = _job_config(settings, args)  # a bad watchlist or risk config fails here, not in the cluster
     job_args = ["--watchlist", str(Path(args.watchlist).resolve()), "--parallelism", str(args.parallelism),
                 "--python-mode", args.python_mode, "--checkpoint-interval", str(args.checkpoint_interval),
-                "--group-id", args.group_id]
+                "--group-id", args.group_id, "--sensor", cfg.sensor]
     for flag, value in (("--risk-config", args.risk_config and str(Path(args.risk_config).resolve())),
                         ("--baselines", args.baselines and str(Path(args.baselines).resolve())),
                         ("--sentiment-model", args.sentiment_model), ("--topic", args.topic),

@@ -33,6 +33,7 @@ from scoring.batch import FEATURE_COLUMNS, OUTPUT_COLUMNS, US, key_ids
 from scoring.features import (SLIDE_POSITION_COLUMN, WINDOW_AGGREGATES, newest_slide_posts, slide_count_aggregates,
                               slide_count_name)
 from core.config import Settings
+from scoring.sensors import make_sensor, plugged
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,9 @@ class JobConfig:
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 0  # 0: no exporter (replay); the window scorer's metrics
     udf_metrics_port: int = 0  # the scoring UDF's metrics
+    # "module:factory" of the job's sensor (scoring/sensors.py), which the app layer plugs in
+    # (the Prometheus one: sinks.metrics:JobMetricsSensor); "": the job reports nothing
+    sensor: str = ""
     parallelism: int = 1
     # posts per Arrow batch: 5000 cost the JVM ~7% less CPU per post than 2000 (per-batch
     # work on both sides); a partial batch still goes when the bundle time is up
@@ -100,7 +104,7 @@ class JobConfig:
             risk_config_path=str(Path(risk_config).resolve()) if risk_config else None,
             sentiment_model=sentiment_model, state_dir=str(settings.state_dir),
             metrics_host=settings.metrics.host, metrics_port=settings.metrics.job_port,
-            udf_metrics_port=settings.metrics.job_udf_port,
+            udf_metrics_port=settings.metrics.job_udf_port, sensor=plugged(),
             topic=settings.kafka.raw_topic, window_size_s=risk.window.size_s,
             window_slide_s=risk.window.slide_s, out_of_orderness_s=risk.window.out_of_orderness_s,
             examples=risk.alerts.examples,
@@ -152,29 +156,16 @@ _worker_lock = threading.Lock()
 _worker_cache: dict[str, Any] = {}
 
 
-def _worker_metrics(cfg: JobConfig, role: str):
-    """One registry and one exporter per operator role and worker. The scoring UDF and the
-    window scorer may run in separate Python interpreters of one process (thread mode) or in
-    separate processes, so each role serves its own metrics on its own port; a second
-    subtask of the same role on this host takes the next free port."""
-    from prometheus_client import CollectorRegistry
-
-    from sinks.metrics import Metrics, start_exporter
-
-    base = cfg.udf_metrics_port if role == "score" else cfg.metrics_port
+def _worker_sensor(cfg: JobConfig, role: str):
+    """One sensor per operator role and worker. The scoring UDF and the window scorer may
+    run in separate Python interpreters of one process (thread mode) or in separate
+    processes, so each role has its own sensor, with its own port for a /metrics exporter."""
+    port = cfg.udf_metrics_port if role == "score" else cfg.metrics_port
     with _worker_lock:
-        metrics = _worker_cache.get(("metrics", role))
-        if metrics is None:
-            metrics = _worker_cache[("metrics", role)] = Metrics(registry=CollectorRegistry())
-            if base:
-                for port in range(base, base + 8):
-                    try:
-                        _worker_cache[("exporter", role)] = start_exporter(port, cfg.metrics_host,
-                                                                           registry=metrics.registry)
-                        break
-                    except OSError:
-                        continue
-        return metrics
+        sensor = _worker_cache.get(("sensor", role, cfg.sensor))
+        if sensor is None:
+            sensor = _worker_cache[("sensor", role, cfg.sensor)] = make_sensor(cfg.sensor, role, cfg.metrics_host, port)
+        return sensor
 
 
 def _load_sentiment(cfg: JobConfig):
@@ -198,30 +189,6 @@ def load_scorer(cfg: JobConfig):
                                 slide_ms=cfg.window_slide_s * 1000, window_slides=cfg.window_slides)
             _worker_cache[("scorer", cfg.watchlist_path, cfg.sentiment_model)] = scorer
         return scorer
-
-
-def _record_batch_metrics(metrics, counts, rejected_reasons: list[str]) -> None:
-    for platform, n in counts.by_platform.items():
-        metrics.count_processed(platform, n)
-    for brand, n in counts.by_brand.items():
-        metrics.posts_matched.labels(brand).inc(n)
-    for reason in rejected_reasons:
-        metrics.count_dlq("job", reason)
-    if counts.lag_s is not None:
-        metrics.pipeline_lag.labels("job").set(counts.lag_s)
-
-
-def _clamped_counter(metrics):
-    """Records whose event time was clamped to the job's clock + max_ahead_s."""
-    from prometheus_client import Counter
-
-    with _worker_lock:
-        counter = _worker_cache.get(("clamped", id(metrics)))
-        if counter is None:
-            counter = _worker_cache[("clamped", id(metrics))] = Counter(
-                "yuqing_job_event_time_clamped", "Records stamped later than the job's clock + max_ahead_s, "
-                "whose event time was clamped to that bound", registry=metrics.registry)
-        return counter
 
 
 def _sql_type(text: str):
@@ -250,8 +217,7 @@ def make_score_udf(cfg: JobConfig, base64_input: bool = False):
         def open(self, function_context):
             self.cfg = JobConfig(**self.config)
             self.scorer = load_scorer(self.cfg)
-            self.metrics = _worker_metrics(self.cfg, "score")
-            self.clamped = _clamped_counter(self.metrics)
+            self.sensor = _worker_sensor(self.cfg, "score")
 
         def eval(self, raw, partition, offset, ts, record_ts):
             import base64
@@ -266,10 +232,10 @@ def make_score_udf(cfg: JobConfig, base64_input: bool = False):
             stamps = ((ts - epoch) // pd.Timedelta(milliseconds=1)).tolist()
             ahead = int((record_ts > ts).sum())  # event times the source clamped (max_ahead_s)
             if ahead:
-                self.clamped.inc(ahead)
+                self.sensor.on_event_time_clamped(ahead)
             out, counts = self.scorer.score_batch(values, list(partition), list(offset), topic=self.cfg.topic,
                                                   timestamps_ms=stamps)
-            _record_batch_metrics(self.metrics, counts, counts.rejected_reasons)
+            self.sensor.on_batch(counts)
             return pd.DataFrame({name: pd.Series(column, dtype=object) for name, column in out.columns.items()})
 
     input_type = DataTypes.STRING() if base64_input else DataTypes.BYTES()
@@ -319,7 +285,7 @@ def _make_window_scorer(cfg: JobConfig, alerts_tag):
             # per window
             self.waiting = runtime_context.get_map_state(
                 MapStateDescriptor("waiting_windows", Types.LONG(), Types.STRING()))
-            self.metrics = _worker_metrics(self.cfg, "window")
+            self.sensor = _worker_sensor(self.cfg, "window")
 
         def process_element(self, row, ctx):
             """Each window waits in state until the watermark passes its end, and the timer
@@ -390,11 +356,10 @@ def _make_window_scorer(cfg: JobConfig, alerts_tag):
             record = dict(assessment.to_dict(), provisional=True)
             # the risk gauges too, so that the Prometheus -> Alertmanager path pages as early;
             # the closed window sets them again when it is scored
-            self.metrics.set_assessment(record)
-            self.metrics.assessments.labels(record["level"]).inc()
+            self.sensor.on_assessment(record)
             yield json.dumps(record, ensure_ascii=False)
             alert = dict(event.to_dict(), provisional=True)
-            self.metrics.alerts_emitted.labels(alert["event"], alert["level"]).inc()
+            self.sensor.on_alert(alert["event"], alert["level"])
             yield alerts_tag, json.dumps(alert, ensure_ascii=False)
 
         def on_timer(self, timestamp, ctx):
@@ -474,16 +439,15 @@ def _make_window_scorer(cfg: JobConfig, alerts_tag):
             if new_state.alert.level != "low":
                 ctx.timer_service().register_event_time_timer(stats.window_end_ms + self.cfg.window_slide_s * 1000)
             record = assessment.to_dict()
-            self.metrics.set_assessment(record)
-            self.metrics.assessments.labels(record["level"]).inc()
+            self.sensor.on_assessment(record)
             yield json.dumps(record, ensure_ascii=False)
             if event is not None:
                 alert = event.to_dict()
-                self.metrics.alerts_emitted.labels(alert["event"], alert["level"]).inc()
+                self.sensor.on_alert(alert["event"], alert["level"])
                 yield alerts_tag, json.dumps(alert, ensure_ascii=False)
             withdrawn = self._settle_provisional(stored, assessment)
             if withdrawn is not None:
-                self.metrics.alerts_emitted.labels(withdrawn["event"], withdrawn["level"]).inc()
+                self.sensor.on_alert(withdrawn["event"], withdrawn["level"])
                 yield alerts_tag, json.dumps(withdrawn, ensure_ascii=False)
 
         def _settle_provisional(self, stored, assessment):
@@ -1006,6 +970,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="first port for the window scorers' /metrics (0: none)")
     parser.add_argument("--udf-metrics-port", type=int, default=settings.metrics.job_udf_port,
                         help="first port for the scoring UDF workers' /metrics (0: none)")
+    parser.add_argument("--sensor", default=plugged(),
+                        help="'module:factory' of the job's metrics sensor (scoring/sensors.py); Yuqing's commands "
+                             "pass the Prometheus one, sinks.metrics:JobMetricsSensor (default here: none)")
     parser.add_argument("--from-savepoint", help="restore from this savepoint (or use `flink run -s`)")
     parser.add_argument("--idle-timeout", type=int, default=JobConfig.idle_timeout_s,
                         help="seconds without records before a partition stops holding back the watermark")
@@ -1015,7 +982,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = JobConfig.build(settings, args.watchlist, args.risk_config, args.sentiment_model,
                           parallelism=args.parallelism, topic=args.topic, python_mode=args.python_mode,
                           checkpoint_interval_s=args.checkpoint_interval, metrics_port=args.metrics_port,
-                          udf_metrics_port=args.udf_metrics_port, idle_timeout_s=args.idle_timeout,
+                          udf_metrics_port=args.udf_metrics_port, idle_timeout_s=args.idle_timeout, sensor=args.sensor,
                           baselines_path=str(Path(args.baselines).resolve()) if args.baselines else None)
     checkpoint_dir = Path(args.checkpoint_dir).resolve() if args.checkpoint_dir else None
     run_live(settings, cfg, bounded=args.bounded, group_id=args.group_id, checkpoint_dir=checkpoint_dir,

@@ -235,3 +235,45 @@ def start_exporter(port: int, host: str = "127.0.0.1",
     """
     server, thread = start_http_server(port, addr=host, registry=REGISTRY if registry is None else registry)
     return Exporter(server=server, thread=thread, port=server.server_address[1])
+
+
+class JobMetricsSensor:
+    """The scoring job's sensor (scoring.sensors): Prometheus metrics on a registry of its
+    own per worker role, served from the first free port of port .. port+7 (a second
+    subtask of the same role on one host takes the next), or not served when port is 0."""
+
+    PORTS_TRIED = 8
+
+    def __init__(self, role: str, host: str = "127.0.0.1", port: int = 0):
+        self.role = role
+        self.metrics = Metrics(registry=CollectorRegistry())
+        self.clamped = Counter(
+            "yuqing_job_event_time_clamped", "Records stamped later than the job's clock + max_ahead_s, "
+            "whose event time was clamped to that bound", registry=self.metrics.registry)
+        self.exporter: Exporter | None = None
+        for candidate in range(port, port + self.PORTS_TRIED) if port else ():
+            try:
+                self.exporter = start_exporter(candidate, host, registry=self.metrics.registry)
+                break
+            except OSError:
+                continue
+
+    def on_batch(self, counts) -> None:
+        for platform, n in counts.by_platform.items():
+            self.metrics.count_processed(platform, n)
+        for brand, n in counts.by_brand.items():
+            self.metrics.posts_matched.labels(brand).inc(n)
+        for reason in counts.rejected_reasons:
+            self.metrics.count_dlq("job", reason)
+        if counts.lag_s is not None:
+            self.metrics.pipeline_lag.labels("job").set(counts.lag_s)
+
+    def on_event_time_clamped(self, n: int) -> None:
+        self.clamped.inc(n)
+
+    def on_assessment(self, record: dict) -> None:
+        self.metrics.set_assessment(record)
+        self.metrics.assessments.labels(record["level"]).inc()
+
+    def on_alert(self, event: str, level: str) -> None:
+        self.metrics.alerts_emitted.labels(event, level).inc()

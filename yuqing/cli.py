@@ -44,10 +44,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def plug_sensors() -> None:
+    """The app's choice of backend for the scoring job's sensors: Prometheus (sinks.metrics).
+    Jobs that `yuqing job run|submit` build carry it to their workers by name."""
+    from scoring.sensors import plug
+    from sinks.metrics import JobMetricsSensor
+
+    plug(JobMetricsSensor)
+
+
 def main(argv: list[str] | None = None) -> int:
     # A CLI process is never one of PyFlink's Python workers; a flag inherited from a parent
     # that ran a job in-process would stop `yuqing job run` from starting its own JVM.
     os.environ.pop("PYFLINK_GATEWAY_DISABLED", None)
+    plug_sensors()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

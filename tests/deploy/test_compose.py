@@ -118,6 +118,12 @@ def test_the_issue_services_are_all_there_with_working_commands(compose):
     for name, argv in commands.items():
         args = parser.parse_args(argv)  # SystemExit (a failed test) if the CLI does not know it
         assert callable(args.func), name
+    # the PyFlink job gets the Prometheus sensor plugged in by name (scoring/sensors.py)
+    from scoring.sensors import resolve_factory
+    from sinks.metrics import JobMetricsSensor
+
+    job = services["jobmanager"]["command"]
+    assert resolve_factory(job[job.index("--sensor") + 1]) is JobMetricsSensor
 
 
 def test_every_yuqing_service_env_loads_as_valid_settings(compose):

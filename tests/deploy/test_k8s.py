@@ -247,6 +247,10 @@ def test_flink_deployment_runs_the_pyflink_job(docs):
     args = dict(zip(job["args"][2::2], job["args"][3::2]))
     assert int(args["--parallelism"]) == job["parallelism"] <= one(docs, "KafkaTopic", "posts.raw")["spec"]["partitions"]
     assert args["--watchlist"].startswith("/etc/yuqing/")
+    from scoring.sensors import resolve_factory, sensor_spec
+    from sinks.metrics import JobMetricsSensor
+
+    assert resolve_factory(args["--sensor"]) is JobMetricsSensor and args["--sensor"] == sensor_spec(JobMetricsSensor)
     assert fd["spec"]["image"] == f"yuqing/job:{PYPROJECT['project']['version']}"
     assert fd["spec"]["flinkVersion"] == "v" + "_".join(flink.split(".")[:2])
 
