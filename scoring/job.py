@@ -79,8 +79,8 @@ class JobConfig:
     # later ones are clamped to it and counted; 0: no bound
     max_ahead_s: int = 300
     # per-brand incidents on the alerts topic (scoring/incidents.py) instead of key-level
-    # records; replays always; a live job with YUQING_JOB_INCIDENTS=1 (docs/alerting.md)
-    incidents: bool = False
+    # records; replays always; a live job unless YUQING_JOB_INCIDENTS=0 (docs/alerting.md)
+    incidents: bool = True
     examples: int = 3
     # warm start (docs/risk-model.md, "Warm start"): keys' baselines seeded from a baseline
     # file at their first window; windows ending at or before warmup_until_ms (epoch ms, 0:
@@ -110,7 +110,7 @@ class JobConfig:
             examples=risk.alerts.examples,
             early_fire_s=_env_seconds("YUQING_JOB_EARLY_FIRE_S", cls.early_fire_s),
             max_ahead_s=_env_seconds("YUQING_JOB_MAX_AHEAD_S", cls.max_ahead_s),
-            incidents=os.environ.get("YUQING_JOB_INCIDENTS", "").strip().lower() in ("1", "true", "yes"),
+            incidents=_env_switch("YUQING_JOB_INCIDENTS", cls.incidents),
         )
         values.update(overrides)
         cfg = cls(**values)
@@ -148,6 +148,19 @@ def _env_seconds(name: str, default: int) -> int:
     if value < 0:
         raise ValueError(f"{name}: expected 0 (off) or positive seconds, got {value}")
     return value
+
+
+def _env_switch(name: str, default: bool) -> bool:
+    """An on/off environment setting: 1/true/yes/on or 0/false/no/off; unset or empty: default.
+    Anything else is refused (a typo must not silently turn a feature off)."""
+    text = (os.environ.get(name) or "").strip().lower()
+    if not text:
+        return default
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name}: expected 1 or 0 (on/off), got {text[:20]!r}")
 
 
 # ------------------------------------------------------------------ worker-side helpers
@@ -504,6 +517,9 @@ def _make_incident_tracker(cfg: JobConfig):
             # "at ms|category|n" -> the key record, until the watermark passes its time
             self.waiting = runtime_context.get_map_state(
                 MapStateDescriptor("waiting_key_alerts", Types.STRING(), Types.STRING()))
+            # a sequence number for the waiting entries' keys (two records of one time and
+            # category stay apart): O(1) per record, not a walk over the waiting map
+            self.waiting_seq = runtime_context.get_state(ValueStateDescriptor("waiting_seq", Types.LONG()))
 
         def process_element(self, value, ctx):
             from scoring.incidents import IncidentError, _check
@@ -517,8 +533,9 @@ def _make_incident_tracker(cfg: JobConfig):
             if record.get("provisional"):
                 yield from self._apply_now(record, ctx)  # an early page must not wait for the window
                 return
-            n = sum(1 for _ in self.waiting.keys())
-            self.waiting.put(f"{at_ms:015d}|{record['category']}|{n:06d}", value)
+            n = self.waiting_seq.value() or 0
+            self.waiting_seq.update(n + 1)
+            self.waiting.put(f"{at_ms:015d}|{record['category']}|{n:09d}", value)
             ctx.timer_service().register_event_time_timer(at_ms)
 
         def _load_state(self):
@@ -547,7 +564,8 @@ def _make_incident_tracker(cfg: JobConfig):
             from scoring.incidents import on_key_alert, on_time
 
             state = self._load_state()
-            due = sorted(k for k in self.waiting.keys() if int(k.split("|", 1)[0]) <= timestamp)
+            waiting = list(self.waiting.keys())
+            due = sorted(k for k in waiting if int(k.split("|", 1)[0]) <= timestamp)
             out = []
             for k in due:
                 record = json.loads(self.waiting.get(k))
@@ -556,6 +574,8 @@ def _make_incident_tracker(cfg: JobConfig):
                 out.extend(got)
                 state, got = on_key_alert(state, record, self.incident_cfg)
                 out.extend(got)
+            if due and len(due) == len(waiting):
+                self.waiting_seq.clear()  # nothing waits: the numbering starts again
             state, got = on_time(state, timestamp, self.incident_cfg)
             out.extend(got)
             yield from self._save_and_emit(state, out, ctx)
@@ -781,6 +801,8 @@ def create_environments(settings: Settings, cfg: JobConfig, checkpoint_dir: Path
     }
     if savepoint:
         extra["execution.state-recovery.path"] = savepoint
+        if not cfg.incidents:  # incidents switched off: the checkpoint's `incidents` state has no operator
+            extra["execution.state-recovery.ignore-unclaimed-state"] = "true"
     if cfg.python_worker not in ("process", "loopback"):
         raise ValueError(f"python_worker: expected process or loopback, got {cfg.python_worker!r}")
     from scoring.flink_env import in_cluster_client
@@ -867,7 +889,7 @@ def build_scoring(env, t_env, cfg: JobConfig, base64_input: bool):
         alerts = (
             alerts.key_by(lambda v: json.loads(v).get("brand") or "", key_type=Types.STRING())
             .process(_make_incident_tracker(cfg), output_type=Types.STRING())
-            .name("incidents")
+            .name("incidents").uid("incidents")
         )
     return assessments, alerts
 

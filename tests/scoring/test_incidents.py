@@ -295,3 +295,103 @@ def test_the_jobs_incident_operator_orders_a_step_by_time_pages_early_raises_at_
 
 def cfg_quiet_ms():
     return RiskConfig().alerts.incident_quiet_s * 1000
+
+
+def test_the_jobs_incident_operator_numbers_waiting_records_without_walking_its_state():
+    """Two key records of one time and category both wait and apply in arrival order; the
+    per-record work does not list the waiting map (a counter in state numbers them), and the
+    numbering starts again once nothing waits."""
+    pytest.importorskip("pyflink")
+    import json
+
+    from core.config import Settings
+    from scoring.job import JobConfig, _make_incident_tracker
+
+    from .conftest import SAMPLE_WATCHLIST
+    from .test_window_scorer import _Context
+
+    cfg = JobConfig.build(Settings(), SAMPLE_WATCHLIST, metrics_port=0, udf_metrics_port=0)
+    op = _make_incident_tracker(cfg)
+    ctx = _Context()
+    op.open(ctx)
+    ctx.set_key(BRAND)
+    listed = []
+    waiting = op.waiting
+    original_keys = waiting.keys
+    waiting.keys = lambda: listed.append(1) or original_keys()
+
+    def send(record):
+        return [json.loads(o) for o in op.process_element(json.dumps(record, ensure_ascii=False), ctx)]
+
+    # the second round: the incident is open at high, so medium is a fall, high an update
+    for kinds in (["opened", "escalated"], ["lowered", "updated"]):
+        assert send(key("raised", "privacy", "medium", T0)) == []
+        assert send(key("raised", "privacy", "high", T0, previous="medium")) == []
+        assert listed == []
+        assert len(original_keys()) == 2 and op.waiting_seq.value() == 2
+        out = [json.loads(o) for o in op.on_timer(T0, ctx)]
+        assert [(r["kind"], r["level"]) for r in out] == list(zip(kinds, ["medium", "high"]))
+        assert original_keys() == [] and op.waiting_seq.value() is None
+        listed.clear()
+
+
+@pytest.mark.parametrize("value, expected", [(None, True), ("", True), ("0", False), ("off", False),
+                                             ("1", True), ("yes", True)])
+def test_the_live_job_publishes_incidents_unless_switched_off(monkeypatch, value, expected):
+    pytest.importorskip("pyflink")
+    from core.config import Settings
+    from scoring.job import JobConfig
+
+    from .conftest import SAMPLE_WATCHLIST
+
+    if value is None:
+        monkeypatch.delenv("YUQING_JOB_INCIDENTS", raising=False)
+    else:
+        monkeypatch.setenv("YUQING_JOB_INCIDENTS", value)
+    assert JobConfig.build(Settings(), SAMPLE_WATCHLIST, metrics_port=0, udf_metrics_port=0).incidents is expected
+
+
+def test_a_mistyped_incidents_switch_is_refused_not_read_as_off(monkeypatch):
+    pytest.importorskip("pyflink")
+    from core.config import Settings
+    from scoring.job import JobConfig
+
+    from .conftest import SAMPLE_WATCHLIST
+
+    monkeypatch.setenv("YUQING_JOB_INCIDENTS", "of")
+    with pytest.raises(ValueError, match="YUQING_JOB_INCIDENTS"):
+        JobConfig.build(Settings(), SAMPLE_WATCHLIST, metrics_port=0, udf_metrics_port=0)
+
+
+def test_the_live_jobs_incident_operator_keeps_its_uid_so_its_state_restores(monkeypatch, tmp_path):
+    """The incidents operator's job vertex id is the hash of its uid "incidents" (Flink maps a
+    checkpoint's state to operators by that id); the JobGraph builds without a hash collision.
+    PyFlink's operator chaining gives a chained Python operator the uid of its first
+    operator, so the uid must sit on the chain's head: here the tracker (after a key_by)."""
+    pytest.importorskip("pyflink")
+    from pyflink.datastream import StreamExecutionEnvironment
+    from pyflink.java_gateway import get_gateway
+
+    from core.config import Settings
+    from scoring.job import JobConfig, run_live
+
+    from .conftest import SAMPLE_WATCHLIST
+
+    vertices: dict[str, str] = {}
+
+    def graph_only(env, job_name=None):
+        job_graph = env._generate_stream_graph(clear_transformations=True, job_name=job_name).getJobGraph()
+        found = job_graph.getVertices().iterator()
+        while found.hasNext():
+            vertex = found.next()
+            vertices[vertex.getName()] = vertex.getID().toString()
+
+    monkeypatch.setattr(StreamExecutionEnvironment, "execute", graph_only)
+    settings = Settings(state_dir=tmp_path)
+    cfg = JobConfig.build(settings, SAMPLE_WATCHLIST, metrics_port=0, udf_metrics_port=0)
+    assert cfg.incidents
+    run_live(settings, cfg, checkpoint_dir=tmp_path / "checkpoints")
+    [incidents] = [vid for name, vid in vertices.items() if name.startswith("incidents")]
+    hasher = get_gateway().jvm.org.apache.flink.streaming.api.graph.StreamGraphHasherV2
+    expected = "".join(f"{b & 0xFF:02x}" for b in hasher.generateUserSpecifiedHash("incidents"))
+    assert incidents == expected
