@@ -74,7 +74,8 @@ def test_render_shows_state_runs_and_phase_times():
         "watchlist_job_posts": 100_000, "watchlist_job_rounds": 2,
         "watchlist_job_10": {"posts_per_s": 5_000.0, "ratio": 1.0, "cpu_us_per_post": 170.0, "assessments": 693,
                              "runs_posts_per_s": [4_800.0, 5_000.0]},
-        "watchlist_job_1000": {"posts_per_s": 4_500.0, "ratio": 0.9, "cpu_us_per_post": 180.0, "assessments": 693,
+        "watchlist_job_1000": {"posts_per_s": 4_500.0, "ratio": 0.9, "cpu_us_per_post": 180.0, "cpu_ratio": 0.944,
+                               "assessments": 693,
                                "runs_posts_per_s": [4_500.0, 4_100.0]},
         "watchlist_state": {"brands": 10_000, "categories": 8, "possible_keys": 80_000, "keys_with_posts": 9_000,
                             "state_max_bytes": 4_000_000, "state_last_bytes": 3_900_000, "bytes_per_key": 444.4,
@@ -86,6 +87,6 @@ def test_render_shows_state_runs_and_phase_times():
     }
     text = wl_bench.render(results)
     assert "100,000 posts" in text and "fastest of 2" in text
-    assert "4,500   0.90" in text and "4,500, 4,100" in text
+    assert "4,500   0.90" in text and "4,500, 4,100" in text and "0.94" in text
     assert "state max 4,000,000 B" in text and "median 120 ms, max 300 ms" in text
     assert "matcher 61 s, jobs 230 s" in text
