@@ -14,7 +14,14 @@ from __future__ import annotations
 __all__ = ["load_model", "read_model", "default_model_path", "SentimentModel", "ModelError"]
 
 
+_LOADING = ("load_model", "default_model_path")
+
+
 def __getattr__(name: str):
+    if name in _LOADING:
+        from scoring.sentiment import loading
+
+        return getattr(loading, name)
     if name in __all__:
         from scoring.sentiment import model
 

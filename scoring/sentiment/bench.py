@@ -65,7 +65,7 @@ def measure(model, texts: list[str], repeats: int = 3) -> dict:
 
 
 def run(n_texts: int = 50_000, n_snownlp: int = 300, model_name=None, out=sys.stdout) -> dict:
-    from scoring.sentiment.model import load_model
+    from scoring.sentiment.loading import load_model
 
     texts, source = bench_texts(n_texts)
     model = load_model(model_name)

@@ -67,7 +67,8 @@ def _read_batches(stream, size: int):
 
 
 def _score(args) -> int:
-    from scoring.sentiment.model import ModelError, load_model
+    from scoring.sentiment.loading import load_model
+    from scoring.sentiment.model import ModelError
 
     try:
         model = load_model(args.model)
@@ -90,7 +91,8 @@ def _progress(message: str) -> None:
 def _train(args) -> int:
     from pathlib import Path
 
-    from scoring.sentiment.model import ModelError, default_model_path, read_labeled_tsv, train_model
+    from scoring.sentiment.loading import default_model_path
+    from scoring.sentiment.model import ModelError, read_labeled_tsv, train_model
 
     if not 0.0 < args.holdout < 0.5:
         raise _error("--holdout must be between 0 and 0.5")
@@ -116,7 +118,8 @@ def _build_default(args) -> int:
     from pathlib import Path
 
     from scoring.sentiment.default import build_default
-    from scoring.sentiment.model import ModelError, default_model_path
+    from scoring.sentiment.loading import default_model_path
+    from scoring.sentiment.model import ModelError
 
     out = Path(args.out) if args.out else default_model_path()
     try:

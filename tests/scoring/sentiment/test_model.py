@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 
 from scoring.sentiment import default as default_mod
-from scoring.sentiment import model as model_mod
+from scoring.sentiment import loading as loading_mod
 from scoring.sentiment.model import (
-    FORMAT_VERSION, ModelError, SnowNLPModel, fit_model, load_model, nb_ratios, read_labeled_tsv,
-    read_model, train_model,
+    FORMAT_VERSION, NB_ALPHA, ModelError, SnowNLPModel, fit_model, nb_ratios, read_labeled_tsv, read_model,
+    train_model,
 )
+from scoring.sentiment.loading import load_model
 from core.config import Settings
 
 
@@ -122,7 +123,7 @@ def test_nb_scaled_and_plain_lr_both_learn_and_differ(labeled_tsv):
     nb = fit_model(texts, labels)
     plain = fit_model(texts, labels, nb_alpha=None)
     assert nb.meta["classifier"]["kind"] == "nb_logistic_regression"
-    assert nb.meta["classifier"]["nb_alpha"] == model_mod.NB_ALPHA
+    assert nb.meta["classifier"]["nb_alpha"] == NB_ALPHA
     assert plain.meta["classifier"]["kind"] == "logistic_regression"
     probe = ["这家店味道很好，非常满意", "快递太慢了，非常失望"]
     for m in (nb, plain):
@@ -152,13 +153,13 @@ def fast_default_builder(monkeypatch, labeled_tsv):
         return model
 
     monkeypatch.setattr(default_mod, "build_default", build)
-    monkeypatch.setattr(model_mod, "_CACHE", {})
+    monkeypatch.setattr(loading_mod, "_CACHE", {})
     return calls
 
 
 def _stored_default(tmp_path, small_model_path, change=None) -> Settings:
     settings = Settings(state_dir=tmp_path / "state")
-    path = model_mod.default_model_path(settings)
+    path = loading_mod.default_model_path(settings)
     path.parent.mkdir(parents=True)
     _rewrite_meta(small_model_path, path, change or (lambda m: None))
     return settings
@@ -167,7 +168,7 @@ def _stored_default(tmp_path, small_model_path, change=None) -> Settings:
 def test_missing_default_is_built(tmp_path, fast_default_builder):
     settings = Settings(state_dir=tmp_path / "state")
     model = load_model(settings=settings)
-    assert fast_default_builder == [model_mod.default_model_path(settings)]
+    assert fast_default_builder == [loading_mod.default_model_path(settings)]
     assert model.meta["default_recipe"] == default_mod.DEFAULT_RECIPE
 
 
@@ -175,7 +176,7 @@ def test_default_of_an_older_format_version_is_rebuilt(tmp_path, small_model_pat
                                                        fast_default_builder, capsys):
     settings = _stored_default(tmp_path, small_model_path,
                                lambda m: m.update(format_version=FORMAT_VERSION - 1))
-    path = model_mod.default_model_path(settings)
+    path = loading_mod.default_model_path(settings)
     with pytest.raises(ModelError, match="format version"):
         read_model(path)  # what an old default file does on its own
     model = load_model(settings=settings)
@@ -191,7 +192,7 @@ def test_default_of_an_older_recipe_is_rebuilt_current_one_kept(tmp_path, small_
     settings = _stored_default(tmp_path, small_model_path)
     load_model(settings=settings)
     assert len(fast_default_builder) == 1
-    model_mod._CACHE.clear()
+    loading_mod._CACHE.clear()
     again = load_model(settings=settings)  # now current: read, not rebuilt
     assert len(fast_default_builder) == 1
     assert again.meta["default_recipe"] == default_mod.DEFAULT_RECIPE
