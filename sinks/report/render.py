@@ -14,7 +14,8 @@ from datetime import datetime, timedelta
 from html import escape
 from urllib.parse import urlsplit
 
-from sinks.notify.render import LEVEL_ZH, PLATFORM_ZH, format_duration_zh
+from core.levels import LEVEL_ZH
+from sinks.zh import PLATFORM_ZH, format_duration_zh
 from sinks.response.facts import BEIJING, CATEGORY_ZH
 
 from .data import AlertSummary, ReportData

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Iterable, Sequence
 
-from sinks.notify.render import format_duration_zh
+from sinks.zh import format_duration_zh
 
 from .facts import beijing_long
 

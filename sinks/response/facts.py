@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping, Sequence
 
-from sinks.notify.render import LEVEL_ZH, PLATFORM_ZH, format_duration_zh
+from core.levels import LEVEL_ZH
+from sinks.zh import PLATFORM_ZH, format_duration_zh
 
 BEIJING = timezone(timedelta(hours=8))
 UNKNOWN = "待核实"
