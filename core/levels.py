@@ -50,7 +50,7 @@ def load_playbooks(path: str | Path = PLAYBOOKS_PATH) -> dict[str, Playbook]:
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise PlaybookError(f"playbooks file {path}: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict) or not isinstance(data.get("levels"), dict):
         raise PlaybookError(f"playbooks file {path}: expected a 'levels' mapping")

@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from core.levels import LEVELS
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ALERTMANAGER_TEMPLATE = REPO_ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
 NOTIFY_URL_PLACEHOLDER = "__NOTIFY_URL__"
@@ -31,7 +33,6 @@ MIN_TOKEN_CHARS = 16
 CHANNEL_KINDS = ("dingtalk", "feishu", "wecom", "slack", "webhook")
 #: Routes: the Alertmanager receiver paths, plus what Kafka events map to.
 ROUTES = ("critical", "ops-critical", "warning", "ops", "default")
-LEVELS = ("low", "medium", "high")
 
 
 class NotifyConfigError(ValueError):
