@@ -24,6 +24,7 @@ def _settings():
 def _job_config(settings, args, **overrides):
     from scoring.job import JobConfig
     from scoring.risk import RiskConfigError
+    from scoring.sensors import SensorError
     from scoring.warmstart import BaselineFileError, load_baselines
     from scoring.watchlist import WatchlistError
     from core.errors import CommandError
@@ -36,7 +37,7 @@ def _job_config(settings, args, **overrides):
             load_baselines(baselines)  # fail now, with a clear message, not inside a worker
             overrides["baselines_path"] = str(Path(baselines).resolve())
         return JobConfig.build(settings, args.watchlist, args.risk_config, args.sentiment_model, **overrides)
-    except (WatchlistError, RiskConfigError, BaselineFileError) as exc:
+    except (WatchlistError, RiskConfigError, BaselineFileError, SensorError) as exc:
         raise CommandError(str(exc)) from None
 
 

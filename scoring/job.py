@@ -33,7 +33,7 @@ from scoring.batch import FEATURE_COLUMNS, OUTPUT_COLUMNS, US, key_ids
 from scoring.features import (SLIDE_POSITION_COLUMN, WINDOW_AGGREGATES, newest_slide_posts, slide_count_aggregates,
                               slide_count_name)
 from core.config import Settings
-from scoring.sensors import make_sensor, plugged
+from scoring.sensors import make_sensor, plugged, resolve_factory
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,10 @@ class JobConfig:
         return cfg
 
     def check(self) -> None:
-        """One-line messages for settings the SQL plan cannot take."""
+        """One-line messages for settings the SQL plan cannot take, and for a sensor that
+        names nothing (better here than in every Flink worker)."""
+        if self.sensor:
+            resolve_factory(self.sensor)
         if self.early_fire_s < 0 or self.max_ahead_s < 0:
             raise ValueError("early_fire_s and max_ahead_s must be 0 (off) or positive seconds")
         if self.early_fire_s and (self.window_size_s % self.early_fire_s or self.early_fire_s > self.window_slide_s):
@@ -1001,11 +1004,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.parallelism < 1:
         parser.error("--parallelism must be at least 1")
-    cfg = JobConfig.build(settings, args.watchlist, args.risk_config, args.sentiment_model,
-                          parallelism=args.parallelism, topic=args.topic, python_mode=args.python_mode,
-                          checkpoint_interval_s=args.checkpoint_interval, metrics_port=args.metrics_port,
-                          udf_metrics_port=args.udf_metrics_port, idle_timeout_s=args.idle_timeout, sensor=args.sensor,
-                          baselines_path=str(Path(args.baselines).resolve()) if args.baselines else None)
+    try:
+        cfg = JobConfig.build(settings, args.watchlist, args.risk_config, args.sentiment_model,
+                              parallelism=args.parallelism, topic=args.topic, python_mode=args.python_mode,
+                              checkpoint_interval_s=args.checkpoint_interval, metrics_port=args.metrics_port,
+                              udf_metrics_port=args.udf_metrics_port, idle_timeout_s=args.idle_timeout,
+                              sensor=args.sensor,
+                              baselines_path=str(Path(args.baselines).resolve()) if args.baselines else None)
+    except ValueError as exc:  # a bad watchlist, risk config, sensor or option: one line
+        parser.error(str(exc))
     checkpoint_dir = Path(args.checkpoint_dir).resolve() if args.checkpoint_dir else None
     run_live(settings, cfg, bounded=args.bounded, group_id=args.group_id, checkpoint_dir=checkpoint_dir,
              savepoint=args.from_savepoint)

@@ -130,3 +130,11 @@ def test_the_window_scorer_reports_each_assessment_and_alert_to_its_sensor():
     assert sum(value(r, "yuqing_assessments_total", level=lv) for lv in ("low", "medium", "high")) == 3
     assert sum(s.value for m in r.collect() if m.name == "yuqing_alerts_emitted" for s in m.samples
                if s.name.endswith("_total")) == len(alerts)
+
+
+def test_a_job_with_a_sensor_that_names_nothing_fails_at_build_not_in_a_worker():
+    from scoring.job import JobConfig
+    from tests.fixtures.streams import WATCHLIST
+
+    with pytest.raises(SensorError, match="sinks.metrics has no Nope"):
+        JobConfig.build(Settings(), WATCHLIST, sensor="sinks.metrics:Nope")
