@@ -77,6 +77,10 @@ def baseline_from_history(rows: Iterable[HistoryRow], cfg: RiskConfig | None = N
     windows = 0
     cursor = ordered[0].start_ms
     a, na = cfg.volatility.ewma_alpha, cfg.normal.alpha
+    # sustained growth's two averages start at the first period's rate: history is not a story
+    first = next((r for r in ordered if r.minutes > 0), ordered[0])
+    fast = slow = first.posts / first.minutes if first.minutes > 0 else 0.0
+    fa, sa = 1.0 / cfg.volatility.sustained_fast_windows, 1.0 / cfg.volatility.sustained_slow_windows
     for row in ordered:
         if row.minutes <= 0:
             continue
@@ -86,6 +90,7 @@ def baseline_from_history(rows: Iterable[HistoryRow], cfg: RiskConfig | None = N
             var = _fold(var, mean * mean, a, silent) if silent < 10_000 else 0.0
             mean, big, platforms_mean = (_fold(mean, 0.0, a, silent), _fold(big, 0.0, a, silent),
                                          _fold(platforms_mean, 0.0, a, silent))
+            fast, slow = _fold(fast, 0.0, fa, silent), _fold(slow, 0.0, sa, silent)
             windows += silent
         n = max(1, int(row.minutes / slide_min))
         rate = row.posts / row.minutes
@@ -99,10 +104,12 @@ def baseline_from_history(rows: Iterable[HistoryRow], cfg: RiskConfig | None = N
         var = _fold(var, (rate - mean) ** 2 + rate / window_min, a, n)
         mean = _fold(mean, rate, a, n)
         platforms_mean = _fold(platforms_mean, seen["norm_platforms"], a, n)
+        fast, slow = _fold(fast, rate, fa, n), _fold(slow, rate, sa, n)
         windows += n
         cursor = row.start_ms + int(row.minutes * 60_000)
     return replace(b, mean=mean, var=var, big_mean=big, platforms_mean=platforms_mean, windows=windows,
-                   norm_windows=windows, last_posts=0, last_window_end_ms=0, **norm)
+                   norm_windows=windows, last_posts=0, last_window_end_ms=0, **norm,
+                   trend_fast=fast, trend_slow=slow, trend_windows=windows)
 
 
 # ---------------------------------------------------------------- baseline files

@@ -157,6 +157,30 @@ def test_slow_burn_reaches_medium_no_later_than_before(watchlist, matcher):
     assert (high_old is None) or (high_new is not None and high_new <= high_old)
 
 
+@pytest.mark.parametrize("seed", [1, 2, 4, 5])
+def test_slow_burns_of_other_seeds_reach_medium_within_3_hours_and_high_within_7(watchlist, matcher, seed):
+    """Issue #22 on more draws than the one test_incidents.py replays: growth sustained over
+    hours (volatility) carries a story of ordinary users that doubles every 90 minutes."""
+    from scoring.incidents import is_page
+
+    result = run(watchlist, matcher, S.slow_burn(seed=seed))
+    medium, high = first_at(result, T0), first_at(result, T0, "high")
+    assert medium is not None and medium <= 3 * 60
+    assert high is not None and high <= 7 * 60
+    assert 2 <= len([r for r in result.incidents if is_page(r)]) <= 3
+
+
+@pytest.mark.parametrize("per_min", [0.2, 1.5, 5.0])
+def test_the_same_complaints_at_a_steady_rate_never_reach_high(watchlist, matcher, per_min):
+    """The slow burn's posts without the doubling: whatever its rate, a flat stream has no
+    growth over hours to show (the level it reaches is the model's of issue #20)."""
+    result = run(watchlist, matcher, S.slow_burn(first_per_min=per_min, doubling_min=1e12))
+    assert len(result.assessments) > 100
+    assert first_at(result, T0, "high") is None
+    late = [a for a in result.assessments if a.window_end_ms >= T0 + 4 * HOUR]
+    assert late and max(a.volatility for a in late) < 0.45
+
+
 ONSET = DEFAULT_START + timedelta(minutes=60)
 ONSET_MS = int(ONSET.timestamp() * 1000)
 
