@@ -30,7 +30,7 @@ SIZES = (10, 100, 1_000, 10_000)  # --watchlist-full
 DEFAULT_SIZES = (10, 1_000)  # the default run (`make bench`): the two sizes of the #19 target
 DEFAULT_JOB_POSTS = 60_000  # ~20 s of each job past its start-up: the default phase in ~5 min
 ROUNDS = 2
-STATE_POSTS = 20_000  # the state run: most keys get a post or two
+STATE_POSTS = 5_000  # the state run: ~6,000 keys, most get a post or two (~14 windows scored per post)
 BATCH = 1_000
 REPEATS = 3
 STARTUP_TIMEOUT_S = 600
@@ -163,6 +163,7 @@ class CheckpointWatch:
         self.counts: dict = {}
         self.history: dict[int, dict] = {}  # checkpoint id -> Flink's entry (completed only)
         self.folder_bytes: dict[int, int] = {}  # checkpoint id -> bytes of its chk-N folder
+        self.failure = ""  # Flink's message for the first failed checkpoint seen
         self._next = 0.0
 
     def poll(self, force: bool = False) -> None:
@@ -192,6 +193,8 @@ class CheckpointWatch:
         for entry in [latest, *(data.get("history") or [])]:
             if entry and entry.get("status") == "COMPLETED":
                 self.history[int(entry["id"])] = entry
+            elif entry and entry.get("status") == "FAILED" and not self.failure:
+                self.failure = str(entry.get("failure_message") or "")[:300]
 
     def read_folders(self) -> None:
         """Bytes of each completed chk-N folder (one with _metadata), once each."""
@@ -208,7 +211,7 @@ class CheckpointWatch:
         durations = sorted(int(e.get("end_to_end_duration") or 0) for e in done)
         folders = [self.folder_bytes[k] for k in sorted(self.folder_bytes)]
         return {"checkpoints": int(self.counts.get("completed") or len(done)),
-                "checkpoints_failed": int(self.counts.get("failed") or 0),
+                "checkpoints_failed": int(self.counts.get("failed") or 0), "checkpoint_failure": self.failure,
                 "state_max_bytes": max(state, default=0), "state_last_bytes": state[-1] if state else 0,
                 "checkpoint_max_bytes": max(persisted, default=0),
                 "checkpoint_last_bytes": persisted[-1] if persisted else 0,
@@ -441,6 +444,7 @@ def render(results: dict) -> str:
                   f"({s['checkpoints_failed']} failed), size max {s['checkpoint_max_bytes']:,} B "
                   f"(folder {s['checkpoint_folder_max_bytes']:,} B), duration median {s['checkpoint_median_ms']} ms, "
                   f"max {s['checkpoint_max_ms']} ms",
+                  *([f"  first failed checkpoint: {s['checkpoint_failure']}"] if s.get("checkpoint_failure") else []),
                   f"  job {s['posts_per_s']:,.0f} posts/s, {s['assessments']:,} assessments, "
                   f"{s['cpu_us_per_assessment']} µs of job CPU per assessment, {s['cpu_us_per_post']} µs per post"]
     timings = [f"{label} {results[key]:,.0f} s" for key, label in

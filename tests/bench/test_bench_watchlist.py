@@ -60,10 +60,12 @@ def test_checkpoint_watch_counts_completed_checkpoints_and_their_folders(tmp_pat
                 "latest": {"completed": dict(entry, id=3, state_size=3_000, end_to_end_duration=90)},
                 "history": [dict(entry, id=4, status="IN_PROGRESS"), dict(entry, id=3, state_size=3_000,
                             end_to_end_duration=90), dict(entry, id=2), dict(entry, id=1, end_to_end_duration=10),
-                            dict(entry, id=0, status="FAILED", end_to_end_duration=99_999)]})
+                            dict(entry, id=0, status="FAILED", end_to_end_duration=99_999,
+                                 failure_message="Checkpoint expired before completing.")]})
     got = watch.summary()
     assert got["checkpoint_folder_max_bytes"] == 1_000 and watch.folder_bytes == {3: 1_000}
     assert got["checkpoints"] == 3 and got["checkpoints_failed"] == 1
+    assert got["checkpoint_failure"] == "Checkpoint expired before completing."
     assert got["state_max_bytes"] == 3_000 and got["state_last_bytes"] == 3_000
     assert got["checkpoint_max_bytes"] == 1_500
     assert got["checkpoint_max_ms"] == 90 and got["checkpoint_median_ms"] == 40
