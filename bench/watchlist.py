@@ -37,6 +37,7 @@ STARTUP_TIMEOUT_S = 600
 SEED = 19
 STATE_BRANDS = 10_000
 STATE_MINUTES = 120
+STATE_TIMEOUT_S = 1_200  # the state run is stopped here; its checkpoint figures so far are kept
 
 
 def _watchlist_path():
@@ -221,6 +222,14 @@ class CheckpointWatch:
                 "checkpoint_median_ms": durations[len(durations) // 2] if durations else 0}
 
 
+class JobUnfinished(RuntimeError):
+    """A bounded job that did not finish in time, with what was measured until then."""
+
+    def __init__(self, message: str, partial: dict):
+        super().__init__(message)
+        self.partial = partial
+
+
 def run_job(wb: Workbench, name: str, watchlist: Path, raw: str, n: int, timeout_s: float,
             checkpoint_s: int = 30, startup_timeout_s: float = STARTUP_TIMEOUT_S) -> dict:
     """One bounded job over `raw` with its own output topics; first output -> last
@@ -253,6 +262,11 @@ def run_job(wb: Workbench, name: str, watchlist: Path, raw: str, n: int, timeout
     try:
         span = time_outputs(watch, cpu, job.alive, [topics["scored"], topics["dlq"]], check,
                             done_topic=topics["assessments"])
+    except RuntimeError as exc:  # what was measured until then still counts (the state run)
+        checkpoints.poll(force=True)
+        ends = watch.ends()
+        raise JobUnfinished(str(exc), dict(checkpoints.summary(), assessments=ends[topics["assessments"]],
+                                           scored=ends[topics["scored"]])) from None
     finally:
         watch.close()
         pipeline.stop()
@@ -393,8 +407,14 @@ def run_state(wb: Workbench, n: int, progress=say) -> dict:
         chunk = texts[i:i + BATCH]
         for r in matcher.match_many([p["text"] for p in chunk], [p.get("title") for p in chunk]):
             keys.update(r.pairs)
-    row = run_job(wb, "wl-state", path, state_topics["raw"], state_posts_n, timeout_s=900 + state_posts_n / 25,
-                  checkpoint_s=5)
+    try:
+        row = run_job(wb, "wl-state", path, state_topics["raw"], state_posts_n,
+                      timeout_s=STATE_TIMEOUT_S, checkpoint_s=5)
+    except JobUnfinished as exc:
+        row = dict(exc.partial, error=str(exc), brands=STATE_BRANDS, categories=len(wl.categories),
+                   possible_keys=len(key_pairs(wl)), keys_with_posts=len(keys))
+        progress(f"watchlist: state: {exc}; checkpoints until then: {exc.partial}")
+        return row
     row.update({"brands": STATE_BRANDS, "categories": len(wl.categories), "possible_keys": len(key_pairs(wl)),
                 "keys_with_posts": len(keys),
                 "bytes_per_key": round(row["state_max_bytes"] / max(len(keys), 1), 1),
@@ -434,8 +454,16 @@ def render(results: dict) -> str:
                 lines.append(f"{n:>8,} {r['posts_per_s']:>9,.0f} {r.get('ratio', 0):>6.2f} {r['cpu_us_per_post']:>12} "
                              f"{r.get('cpu_ratio', 0):>9.2f} {r['assessments']:>12,}  {runs}")
     s = results.get("watchlist_state")
-    if s and "error" in s:
+    if s and "error" in s and "state_max_bytes" not in s:
         lines += ["", f"watchlist: state: {s['error']}"]
+    elif s and "error" in s:  # stopped unfinished: its checkpoints so far
+        lines += ["", f"watchlist: state at {s['brands']:,} brands x {s['categories']} categories, unfinished: "
+                      f"{s['error']}",
+                  f"  until then: {s.get('assessments', 0):,} assessments, {s.get('scored', 0):,} scored records; "
+                  f"state max {s['state_max_bytes']:,} B; checkpoints {s['checkpoints']} ({s['checkpoints_failed']} "
+                  f"failed), size max {s['checkpoint_max_bytes']:,} B (folder {s['checkpoint_folder_max_bytes']:,} B), "
+                  f"duration median {s['checkpoint_median_ms']} ms, max {s['checkpoint_max_ms']} ms",
+                  *([f"  first failed checkpoint: {s['checkpoint_failure']}"] if s.get("checkpoint_failure") else [])]
     elif s:
         lines += ["", f"watchlist: state at {s['brands']:,} brands x {s['categories']} categories "
                       f"({s['possible_keys']:,} possible keys, {s['keys_with_posts']:,} with posts)",

@@ -92,3 +92,16 @@ def test_render_shows_state_runs_and_phase_times():
     assert "4,500   0.90" in text and "4,500, 4,100" in text and "0.94" in text
     assert "state max 4,000,000 B" in text and "median 120 ms, max 300 ms" in text
     assert "matcher 61 s, jobs 230 s" in text
+
+
+def test_render_keeps_an_unfinished_state_runs_checkpoints():
+    summary = wl_bench.CheckpointWatch(port=1, checkpoint_root=None).summary()  # nothing seen: zeros
+    assert summary["checkpoints"] == 0 and summary["checkpoint_max_ms"] == 0
+    state = dict(summary, error="the job did not finish within 1200 s", brands=10_000, categories=8,
+                 possible_keys=90_000, keys_with_posts=6_000, assessments=66_835, scored=9_539,
+                 state_max_bytes=6_500_000, checkpoints=4, checkpoints_failed=9, checkpoint_max_ms=61_000,
+                 checkpoint_failure="Checkpoint expired before completing.")
+    text = wl_bench.render({"watchlist_state": state})
+    assert "unfinished: the job did not finish within 1200 s" in text
+    assert "66,835 assessments" in text and "state max 6,500,000 B" in text and "(9 failed)" in text
+    assert "first failed checkpoint: Checkpoint expired" in text
