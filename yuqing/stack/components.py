@@ -219,7 +219,7 @@ CLICKHOUSE = Component(
 
 # --- Prometheus -------------------------------------------------------------------------
 
-# Python workers of one role on one host take consecutive ports (scoring.job._worker_metrics);
+# Python workers of one role on one host take consecutive ports (sinks.metrics.JobMetricsSensor);
 # the local stack scrapes this many of the scoring UDF's, enough for `--parallelism` up to
 # the machine's 2 cores.
 LOCAL_WORKERS_SCRAPED = 2
