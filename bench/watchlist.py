@@ -417,7 +417,10 @@ def run_state(wb: Workbench, n: int, progress=say) -> dict:
         return row
     row.update({"brands": STATE_BRANDS, "categories": len(wl.categories), "possible_keys": len(key_pairs(wl)),
                 "keys_with_posts": len(keys),
-                "bytes_per_key": round(row["state_max_bytes"] / max(len(keys), 1), 1),
+                # the larger of Flink's figure and the folder's: a checkpoint that completes as
+                # the job ends may be on disk before the REST endpoint is read again
+                "bytes_per_key": round(max(row["state_max_bytes"], row["checkpoint_folder_max_bytes"])
+                                       / max(len(keys), 1), 1),
                 "cpu_us_per_assessment": round(1e6 * row["job_cpu_s"] / max(row["assessments"], 1), 1)})
     progress(f"watchlist: state: {len(keys):,} keys with posts, state up to {row['state_max_bytes']:,} bytes, "
              f"checkpoints up to {row['checkpoint_max_bytes']:,} bytes in {row['checkpoint_max_ms']} ms, "
