@@ -958,9 +958,11 @@ def run_replay_file(settings: Settings, cfg: JobConfig, csv_path: Path):
     t_env.execute_sql(file_source_ddl(csv_path, cfg))
     assessments, alerts = build_scoring(env, t_env, cfg, base64_input=True)
     rejects = t_env.to_data_stream(t_env.sql_query("SELECT payload FROM scored_parts WHERE kind = 'E'"))
+    # tag-x is not chained to the incidents operator: PyFlink gives a chain its head's uid,
+    # and a chained "incidents" collided with the tracker's own ("Hash collision on user-specified ID")
     tagged = (
         assessments.map(lambda v: "A" + v, output_type=Types.STRING()).name("tag-a").uid("tag-a")
-        .union(alerts.map(lambda v: "X" + v, output_type=Types.STRING()).name("tag-x").uid("tag-x"),
+        .union(alerts.map(lambda v: "X" + v, output_type=Types.STRING()).name("tag-x").uid("tag-x").disable_chaining(),
                rejects.map(lambda r: "E" + r[0].decode("utf-8"), output_type=Types.STRING()).name("tag-e").uid("tag-e"))
     )
     with tagged.execute_and_collect("yuqing-replay") as results:
