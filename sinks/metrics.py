@@ -11,11 +11,16 @@ registry once) and `Metrics(CollectorRegistry())` in tests.
 """
 from __future__ import annotations
 
+import os
 import re
 import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Callable
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, start_http_server
+from prometheus_client.core import GaugeMetricFamily
 
 PREFIX = "yuqing_"
 
@@ -66,6 +71,20 @@ _REASON_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     )
 )
 
+#: The five per-(brand, category) risk gauges, in the order RiskSeries keeps their values.
+RISK_GAUGES: tuple[tuple[str, str], ...] = (
+    ("yuqing_risk_score", "Latest combined risk score (0..1) per brand and category."),
+    ("yuqing_risk_level", "Latest risk level per brand and category: 0 low, 1 medium, 2 high."),
+    ("yuqing_risk_influence", "Latest influence dimension (0..1)."),
+    ("yuqing_risk_severity", "Latest severity dimension (0..1)."),
+    ("yuqing_risk_volatility", "Latest volatility dimension (0..1)."),
+)
+
+#: How long a low key's risk series stay after its last assessment (seconds of processing
+#: time); YUQING_JOB_METRICS_LOW_KEY_TTL_S overrides it, 0 keeps them for ever.
+DEFAULT_LOW_KEY_TTL_S = 1800.0
+LOW_KEY_TTL_ENV = "YUQING_JOB_METRICS_LOW_KEY_TTL_S"
+
 #: Crawler metrics, defined in ingest/metrics.py; listed here so rules and dashboards stay in
 #: step (tests/sinks/test_metrics.py checks this table against the real registry).
 CRAWLER_METRICS = {
@@ -103,6 +122,88 @@ def stage_label(stage: str | None) -> str:
     return stage if stage in DLQ_STAGES else "other"
 
 
+def low_key_ttl_s_from_env(environ: dict[str, str] | None = None) -> float:
+    """The low-key TTL from YUQING_JOB_METRICS_LOW_KEY_TTL_S (default 1800 s; 0: no expiry)."""
+    raw = (os.environ if environ is None else environ).get(LOW_KEY_TTL_ENV, "").strip()
+    if not raw:
+        return DEFAULT_LOW_KEY_TTL_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise ValueError(f"{LOW_KEY_TTL_ENV}: expected seconds >= 0 (0: keep low keys), got {raw!r}")
+    return value
+
+
+class RiskSeries:
+    """The per-(brand, category) risk gauges, with a bounded number of series.
+
+    Why: at 10,000 brands x 8 categories one series set per key made /metrics 400,000 lines
+    and several seconds per scrape (over Prometheus' timeout: the job showed as down). A key
+    at medium or high keeps its series for as long as it stays there (the alert rules take
+    `max by (brand)` over them); a key assessed low has level 0, so the rules resolve at
+    once, and its series go after `low_ttl_s` without another assessment. Values live in a
+    dict, written under one lock and rendered at scrape time (prometheus_client's labelled
+    Gauges cost ~60 us per assessment for the five)."""
+
+    def __init__(self, registry: CollectorRegistry, low_ttl_s: float = DEFAULT_LOW_KEY_TTL_S,
+                 clock: Callable[[], float] = time.monotonic):
+        if low_ttl_s < 0:
+            raise ValueError(f"low_ttl_s: expected seconds >= 0, got {low_ttl_s}")
+        self.low_ttl_s = low_ttl_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._values: dict[tuple[str, str], tuple[float, float, float, float, float]] = {}
+        # low keys, oldest assessment first: expiry pops from the front
+        self._low_since: OrderedDict[tuple[str, str], float] = OrderedDict()
+        registry.register(self)
+
+    def set(self, brand: str, category: str, *, level: int, risk_score: float, influence: float,
+            severity: float, volatility: float) -> None:
+        key = (brand, category)
+        now = self._clock()
+        with self._lock:
+            self._values[key] = (float(risk_score), float(level), float(influence), float(severity),
+                                 float(volatility))
+            if level == 0:
+                self._low_since[key] = now
+                self._low_since.move_to_end(key)
+            else:
+                self._low_since.pop(key, None)
+            self._expire(now)
+
+    def _expire(self, now: float) -> None:
+        if not self.low_ttl_s:
+            return
+        cutoff = now - self.low_ttl_s
+        low = self._low_since
+        while low:
+            key, since = next(iter(low.items()))
+            if since > cutoff:
+                break
+            low.popitem(last=False)
+            self._values.pop(key, None)
+
+    def __len__(self) -> int:
+        with self._lock:
+            self._expire(self._clock())
+            return len(self._values)
+
+    def describe(self):
+        return [GaugeMetricFamily(name, doc, labels=("brand", "category")) for name, doc in RISK_GAUGES]
+
+    def collect(self):
+        with self._lock:
+            self._expire(self._clock())
+            items = list(self._values.items())
+        families = self.describe()
+        for labels, values in items:
+            for family, value in zip(families, values):
+                family.add_metric(labels, value)
+        return families
+
+
 def level_value(level: str) -> int:
     """`low`/`medium`/`high` -> 0/1/2; a clear error for anything else."""
     try:
@@ -114,10 +215,10 @@ def level_value(level: str) -> int:
 class Metrics:
     """The metric objects, registered on one registry."""
 
-    def __init__(self, registry: CollectorRegistry | None = None):
+    def __init__(self, registry: CollectorRegistry | None = None, low_key_ttl_s: float = DEFAULT_LOW_KEY_TTL_S,
+                 clock: Callable[[], float] = time.monotonic):
         r = REGISTRY if registry is None else registry
         self.registry = r
-        bc = ("brand", "category")
         # --- job -------------------------------------------------------------------
         self.posts_processed = Counter(
             "yuqing_posts_processed_total", "Valid posts the scoring job processed, by platform.",
@@ -131,18 +232,7 @@ class Metrics:
         self.alerts_emitted = Counter(
             "yuqing_alerts_emitted_total", "Alert events written to the alerts topic.",
             ("event", "level"), registry=r)
-        self.risk_score = Gauge(
-            "yuqing_risk_score", "Latest combined risk score (0..1) per brand and category.",
-            bc, registry=r)
-        self.risk_level = Gauge(
-            "yuqing_risk_level", "Latest risk level per brand and category: 0 low, 1 medium, 2 high.",
-            bc, registry=r)
-        self.risk_influence = Gauge(
-            "yuqing_risk_influence", "Latest influence dimension (0..1).", bc, registry=r)
-        self.risk_severity = Gauge(
-            "yuqing_risk_severity", "Latest severity dimension (0..1).", bc, registry=r)
-        self.risk_volatility = Gauge(
-            "yuqing_risk_volatility", "Latest volatility dimension (0..1).", bc, registry=r)
+        self.risk = RiskSeries(r, low_key_ttl_s, clock)
         self.pipeline_lag = Gauge(
             "yuqing_pipeline_lag_seconds",
             "Event-time lag: wall clock minus the newest event time a stage has processed.",
@@ -179,12 +269,8 @@ class Metrics:
     def set_risk(self, brand: str, category: str, *, level: str, risk_score: float,
                  influence: float, severity: float, volatility: float) -> None:
         """Publish one assessment (CONTRACTS §3) as the five per-(brand, category) gauges."""
-        value = level_value(level)
-        self.risk_score.labels(brand, category).set(risk_score)
-        self.risk_level.labels(brand, category).set(value)
-        self.risk_influence.labels(brand, category).set(influence)
-        self.risk_severity.labels(brand, category).set(severity)
-        self.risk_volatility.labels(brand, category).set(volatility)
+        self.risk.set(brand, category, level=level_value(level), risk_score=risk_score, influence=influence,
+                      severity=severity, volatility=volatility)
 
     def set_assessment(self, assessment: dict) -> None:
         """`set_risk` from an assessment dict as the job emits it."""
@@ -240,13 +326,15 @@ def start_exporter(port: int, host: str = "127.0.0.1",
 class JobMetricsSensor:
     """The scoring job's sensor (scoring.sensors): Prometheus metrics on a registry of its
     own per worker role, served from the first free port of port .. port+7 (a second
-    subtask of the same role on one host takes the next), or not served when port is 0."""
+    subtask of the same role on one host takes the next), or not served when port is 0.
+    Low keys' risk series expire after YUQING_JOB_METRICS_LOW_KEY_TTL_S (RiskSeries)."""
 
     PORTS_TRIED = 8
 
-    def __init__(self, role: str, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, role: str, host: str = "127.0.0.1", port: int = 0, low_key_ttl_s: float | None = None):
         self.role = role
-        self.metrics = Metrics(registry=CollectorRegistry())
+        ttl = low_key_ttl_s if low_key_ttl_s is not None else low_key_ttl_s_from_env()
+        self.metrics = Metrics(registry=CollectorRegistry(), low_key_ttl_s=ttl)
         self.clamped = Counter(
             "yuqing_job_event_time_clamped", "Records stamped later than the job's clock + max_ahead_s, "
             "whose event time was clamped to that bound", registry=self.metrics.registry)

@@ -6,8 +6,8 @@ import urllib.request
 import pytest
 from prometheus_client import CollectorRegistry
 
-from sinks.metrics import (CRAWLER_METRICS, DLQ_REASON_CLASSES, Metrics, classify_dlq_reason, level_value,
-                           platform_label, start_exporter)
+from sinks.metrics import (CRAWLER_METRICS, DLQ_REASON_CLASSES, LOW_KEY_TTL_ENV, JobMetricsSensor, Metrics,
+                           classify_dlq_reason, level_value, low_key_ttl_s_from_env, platform_label, start_exporter)
 
 
 def test_set_assessment_publishes_the_five_gauges():
@@ -102,3 +102,102 @@ def test_crawler_metric_table_matches_the_ingest_registry():
     for name, labels in CRAWLER_METRICS.items():
         assert name in exported, f"{name} is read by rules/dashboards but ingest does not export it"
         assert exported[name] == labels, name
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def _risk(m, brand, category, level, score=0.5):
+    m.set_risk(brand, category, level=level, risk_score=score, influence=0.1, severity=0.2, volatility=0.3)
+
+
+def _series(m):
+    return {(s.labels["brand"], s.labels["category"]): s.value for metric in m.registry.collect()
+            for s in metric.samples if s.name == "yuqing_risk_level"}
+
+
+def test_low_keys_series_expire_after_the_ttl_and_elevated_keys_stay():
+    clock = FakeClock()
+    m = Metrics(CollectorRegistry(), low_key_ttl_s=1800, clock=clock)
+    _risk(m, "快送", "privacy", "low")
+    _risk(m, "星云支付", "refund", "high")
+    _risk(m, "極速外賣", "outage", "medium")  # a traditional-script brand
+    clock.now += 1799
+    assert _series(m) == {("快送", "privacy"): 0, ("星云支付", "refund"): 2, ("極速外賣", "outage"): 1}
+    clock.now += 2
+    assert _series(m) == {("星云支付", "refund"): 2, ("極速外賣", "outage"): 1}
+    clock.now += 100_000  # elevated keys keep their series however long no window comes
+    assert set(_series(m)) == {("星云支付", "refund"), ("極速外賣", "outage")}
+    _risk(m, "星云支付", "refund", "low", score=0.1)  # back to low: 0 at once (the rules resolve) ...
+    assert _series(m)[("星云支付", "refund")] == 0
+    assert m.registry.get_sample_value("yuqing_risk_score", {"brand": "星云支付", "category": "refund"}) == 0.1
+    clock.now += 1801  # ... and gone after the TTL
+    assert _series(m) == {("極速外賣", "outage"): 1}
+    assert len(m.risk) == 1
+
+
+def test_a_new_assessment_renews_a_low_key_and_a_raise_stops_its_expiry():
+    clock = FakeClock()
+    m = Metrics(CollectorRegistry(), low_key_ttl_s=60, clock=clock)
+    _risk(m, "快送", "privacy", "low")
+    _risk(m, "快送", "legal", "low")
+    clock.now += 50
+    _risk(m, "快送", "privacy", "low")  # renewed: now the youngest
+    _risk(m, "快送", "legal", "high")   # raised: no longer a low key
+    clock.now += 50
+    assert _series(m) == {("快送", "privacy"): 0, ("快送", "legal"): 2}
+    clock.now += 11
+    assert _series(m) == {("快送", "legal"): 2}
+    # every one of the five gauges goes with the key
+    names = {s.name for metric in m.registry.collect() for s in metric.samples if s.labels.get("category") == "privacy"}
+    assert names == set()
+
+
+def test_ttl_zero_keeps_low_keys_and_the_env_setting_is_checked():
+    clock = FakeClock()
+    m = Metrics(CollectorRegistry(), low_key_ttl_s=0, clock=clock)
+    _risk(m, "快送", "privacy", "low")
+    clock.now += 10**7
+    assert _series(m) == {("快送", "privacy"): 0}
+    assert low_key_ttl_s_from_env({}) == 1800
+    assert low_key_ttl_s_from_env({LOW_KEY_TTL_ENV: " 600 "}) == 600
+    for bad in ("-1", "thirty", "nan", "inf"):
+        with pytest.raises(ValueError, match=f"{LOW_KEY_TTL_ENV}: expected seconds >= 0") as info:
+            low_key_ttl_s_from_env({LOW_KEY_TTL_ENV: bad})
+        assert "\n" not in str(info.value)
+
+
+def test_the_job_sensor_takes_its_ttl_from_the_environment(monkeypatch):
+    monkeypatch.setenv(LOW_KEY_TTL_ENV, "90")
+    sensor = JobMetricsSensor("window")
+    assert sensor.metrics.risk.low_ttl_s == 90
+    monkeypatch.setenv(LOW_KEY_TTL_ENV, "soon")
+    with pytest.raises(ValueError, match=LOW_KEY_TTL_ENV):
+        JobMetricsSensor("window")
+
+
+def test_the_exporter_page_stays_bounded_with_many_quiet_keys():
+    """10,000 brands x 8 categories assessed low over two hours of processing time, 1% of
+    them elevated: the page holds the elevated keys and the last half hour's low ones."""
+    clock = FakeClock()
+    m = Metrics(CollectorRegistry(), low_key_ttl_s=1800, clock=clock)
+    keys = [(f"品牌{b}", f"类别{c}") for b in range(10_000) for c in range(8)]
+    for i, (brand, category) in enumerate(keys):
+        clock.now = 1000.0 + i * 7200 / len(keys)
+        _risk(m, brand, category, "high" if i % 100 == 0 else "low")
+    exporter = start_exporter(0, registry=m.registry)
+    try:
+        body = urllib.request.urlopen(f"http://127.0.0.1:{exporter.port}/metrics", timeout=10).read().decode()
+    finally:
+        exporter.close()
+    levels = [line for line in body.splitlines() if line.startswith("yuqing_risk_level{")]
+    elevated, recent_low = len(keys) // 100, len(keys) // 4  # 1,800 of 7,200 s
+    assert abs(len(levels) - (elevated + recent_low * 99 // 100)) <= 10
+    assert sum(line.endswith(" 2.0") for line in levels) == elevated
+    assert f'yuqing_risk_level{{brand="品牌0",category="类别0"}} 2.0' in body  # the oldest, but high
+    assert 'brand="品牌1",' not in body  # an early low key: expired
