@@ -90,7 +90,9 @@ def plain_loop(pool, n: int, base_ms: int, watchlist_path: Path = WATCHLIST, kee
         keep.extend(result.assessments)
     return {"plain_loop_s": round(timed, 2), "plain_loop_cpu_s": round(cpu, 2),
             "plain_loop_posts_per_s": round(n / timed, 1), "plain_loop_cpu_posts_per_s": round(n / max(cpu, 1e-9), 1), "plain_loop_matched": result.posts_matched,
-            "plain_loop_assessments": len(result.assessments), "plain_loop_alerts": len(result.alerts)}
+            "plain_loop_assessments": len(result.assessments), "plain_loop_alerts": len(result.alerts),
+            # the live job's alerts topic carries incident records (per brand), not key alerts
+            "plain_loop_incident_records": len(result.incidents)}
 
 
 class OffsetWatch:
