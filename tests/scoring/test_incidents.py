@@ -2,6 +2,7 @@
 and seeded replays through the plain engine counting what on-call receives."""
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -250,13 +251,12 @@ def test_a_slow_burn_reaches_medium_within_3_hours_and_high_within_7(watchlist, 
 # ------------------------------------------------------------------ the job's incident operator
 
 
-def test_the_jobs_incident_operator_orders_a_step_by_time_pages_early_raises_at_once_and_closes_on_a_timer():
-    """scoring/job.py IncidentTracker with the window-scorer tests' fake Flink context."""
+def _open_incident_tracker():
+    """The job's IncidentTracker opened on the window-scorer tests' fake Flink context, keyed
+    by BRAND, and a `send(record) -> [output records]`."""
     pytest.importorskip("pyflink")
-    import json
-
-    from scoring.job import JobConfig, _make_incident_tracker
     from core.config import Settings
+    from scoring.job import JobConfig, _make_incident_tracker
 
     from .conftest import SAMPLE_WATCHLIST
     from .test_window_scorer import _Context
@@ -269,6 +269,13 @@ def test_the_jobs_incident_operator_orders_a_step_by_time_pages_early_raises_at_
 
     def send(record):
         return [json.loads(o) for o in op.process_element(json.dumps(record, ensure_ascii=False), ctx)]
+
+    return op, ctx, send
+
+
+def test_the_jobs_incident_operator_orders_a_step_by_time_pages_early_raises_at_once_and_closes_on_a_timer():
+    """scoring/job.py IncidentTracker with the window-scorer tests' fake Flink context."""
+    op, ctx, send = _open_incident_tracker()
 
     def fire(ts):
         return [json.loads(o) for o in op.on_timer(ts, ctx)]
@@ -301,27 +308,11 @@ def test_the_jobs_incident_operator_numbers_waiting_records_without_walking_its_
     """Two key records of one time and category both wait and apply in arrival order; the
     per-record work does not list the waiting map (a counter in state numbers them), and the
     numbering starts again once nothing waits."""
-    pytest.importorskip("pyflink")
-    import json
-
-    from core.config import Settings
-    from scoring.job import JobConfig, _make_incident_tracker
-
-    from .conftest import SAMPLE_WATCHLIST
-    from .test_window_scorer import _Context
-
-    cfg = JobConfig.build(Settings(), SAMPLE_WATCHLIST, metrics_port=0, udf_metrics_port=0)
-    op = _make_incident_tracker(cfg)
-    ctx = _Context()
-    op.open(ctx)
-    ctx.set_key(BRAND)
+    op, ctx, send = _open_incident_tracker()
     listed = []
     waiting = op.waiting
     original_keys = waiting.keys
     waiting.keys = lambda: listed.append(1) or original_keys()
-
-    def send(record):
-        return [json.loads(o) for o in op.process_element(json.dumps(record, ensure_ascii=False), ctx)]
 
     # the second round: the incident is open at high, so medium is a fall, high an update
     for kinds in (["opened", "escalated"], ["lowered", "updated"]):
