@@ -1,10 +1,14 @@
 """sinks.metrics: bounded labels, the assessment -> gauge mapping, and a real exporter."""
 from __future__ import annotations
 
+import gzip
 import urllib.request
 
 import pytest
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.openmetrics import exposition as openmetrics_exposition
+from prometheus_client.openmetrics import parser as openmetrics_parser
+from prometheus_client.parser import text_string_to_metric_families
 
 from sinks.metrics import (CRAWLER_METRICS, DLQ_REASON_CLASSES, LOW_KEY_TTL_ENV, JobMetricsSensor, Metrics,
                            classify_dlq_reason, level_value, low_key_ttl_s_from_env, platform_label, start_exporter)
@@ -201,3 +205,54 @@ def test_the_exporter_page_stays_bounded_with_many_quiet_keys():
     assert sum(line.endswith(" 2.0") for line in levels) == elevated
     assert f'yuqing_risk_level{{brand="品牌0",category="类别0"}} 2.0' in body  # the oldest, but high
     assert 'brand="品牌1",' not in body  # an early low key: expired
+
+
+PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+                     "text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
+
+
+def _get(port, accept=None, encoding=None):
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics")
+    if accept:
+        request.add_header("Accept", accept)
+    if encoding:
+        request.add_header("Accept-Encoding", encoding)
+    with urllib.request.urlopen(request, timeout=5) as response:
+        body = response.read()
+        return (gzip.decompress(body) if response.headers.get("Content-Encoding") == "gzip" else body).decode()
+
+
+def _samples(families):
+    return sorted((s.name, tuple(sorted(s.labels.items())), s.value) for f in families for s in f.samples
+                  if not s.name.endswith("_created"))
+
+
+@pytest.mark.parametrize("accept", [None, PROMETHEUS_ACCEPT])
+def test_the_exporters_risk_lines_equal_prometheus_clients_own(accept):
+    """The page written from cached text parses to the same samples as prometheus_client's
+    formatting of the same registry, in the text format and in OpenMetrics, with label
+    values that need escaping (quotes, backslash, newline) and non-ASCII brands."""
+    m = Metrics(CollectorRegistry())
+    brands = ['快送', '極速外賣', 'say "hi"', 'back\\slash', 'two\nlines', '🍔外卖', 'Ｆｕｌｌ']
+    for i, brand in enumerate(brands):
+        _risk(m, brand, "privacy", ("low", "medium", "high")[i % 3], score=i / 10)
+    m.count_processed("weibo", 3)
+    m.count_dlq("job", "invalid JSON")
+    exporter = start_exporter(0, registry=m.registry)
+    try:
+        page = _get(exporter.port, accept)
+        zipped = _get(exporter.port, accept, encoding="gzip")
+    finally:
+        exporter.close()
+    assert zipped == page
+    if accept:
+        assert page.endswith("# EOF\n") and page.count("# EOF") == 1
+        parsed = openmetrics_parser.text_string_to_metric_families(page)
+        expected = openmetrics_parser.text_string_to_metric_families(openmetrics_exposition.generate_latest(m.registry).decode())
+    else:
+        parsed = text_string_to_metric_families(page)
+        expected = text_string_to_metric_families(generate_latest(m.registry).decode())
+    got, want = _samples(parsed), _samples(expected)
+    assert got == want
+    assert sum(name == "yuqing_risk_level" for name, _, _ in got) == len(brands)
+    assert ("yuqing_risk_level", (("brand", 'say "hi"'), ("category", "privacy")), 2.0) in got
