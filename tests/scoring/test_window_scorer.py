@@ -237,3 +237,24 @@ def test_an_early_firing_of_a_window_already_closed_is_ignored(scorer):
     list(ws.process_element(_Row(window_row(T0 + SLIDE_MS, 3, cfg.window_slides)), ctx))
     fire(ws, ctx, T0 + SLIDE_MS)
     assert early(ws, ctx, crisis_row(T0 + 25_000, cfg.window_slides, provisional=1)) == ([], [])
+
+
+def test_key_state_parts_are_flat_so_their_shallow_to_dict_equals_asdict():
+    """Baseline and AlertState.to_dict copy their fields shallowly (asdict's deep copy was
+    ~20% of the window scorer's Python per window): that is only right while every field
+    holds a scalar."""
+    from dataclasses import asdict, fields, replace
+
+    from scoring.alerts import AlertState
+    from scoring.risk import Baseline
+
+    for cls in (Baseline, AlertState):
+        assert all(f.type in ("int", "float", "str", "int | None", "float | None") for f in fields(cls)), cls
+    baseline = replace(Baseline(), mean=2.5, windows=7, norm_posts=1.25, trend_windows=3)
+    alert = AlertState(level="high", below=1, first_detected_ms=T0, last_window_end_ms=T0 + SLIDE_MS)
+    for value in (baseline, alert, Baseline(), AlertState()):
+        as_dict = value.to_dict()
+        assert as_dict == asdict(value) and list(as_dict) == list(asdict(value))
+        assert type(value).from_dict(as_dict) == value
+        as_dict["windows" if "windows" in as_dict else "below"] = 99  # a copy, not the object's own
+        assert type(value).from_dict(as_dict) != value
