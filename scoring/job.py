@@ -33,7 +33,7 @@ from scoring.batch import FEATURE_COLUMNS, OUTPUT_COLUMNS, US, key_ids
 from scoring.features import (SLIDE_POSITION_COLUMN, WINDOW_AGGREGATES, newest_slide_posts, slide_count_aggregates,
                               slide_count_name)
 from core.config import Settings
-from scoring.sensors import make_sensor, plugged, resolve_factory
+from scoring.sensors import check_sensor, make_sensor, plugged
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ class JobConfig:
         """One-line messages for settings the SQL plan cannot take, and for a sensor that
         names nothing (better here than in every Flink worker)."""
         if self.sensor:
-            resolve_factory(self.sensor)
+            check_sensor(self.sensor)
         if self.checkpoint_timeout_s <= 0 or self.checkpoint_min_pause_s < 0 or self.tolerable_failed_checkpoints < 0:
             raise ValueError("checkpoint_timeout_s must be positive seconds, checkpoint_min_pause_s and "
                              "tolerable_failed_checkpoints 0 or more")

@@ -77,6 +77,19 @@ def resolve_factory(spec: str) -> Callable[..., Any]:
     return target
 
 
+def check_sensor(spec: str) -> None:
+    """Resolve a spec and let its factory check its own settings (a `check` attribute, if
+    it has one, raising ValueError with one line) when the job is built: a bad setting
+    found in a Flink worker would fail and restart the task over and over."""
+    factory = resolve_factory(spec)
+    check = getattr(factory, "check", None)
+    if callable(check):
+        try:
+            check()
+        except ValueError as exc:
+            raise SensorError(f"sensor {spec}: {exc}") from None
+
+
 def make_sensor(spec: str, role: str, host: str = "127.0.0.1", port: int = 0) -> JobSensor:
     """A sensor for one worker role; NullSensor for an empty spec."""
     if role not in ROLES:

@@ -433,6 +433,11 @@ class JobMetricsSensor:
             except OSError:
                 continue
 
+    @staticmethod
+    def check() -> None:
+        """Its environment settings, checked when the job is built (scoring.sensors.check_sensor)."""
+        low_key_ttl_s_from_env()
+
     def on_batch(self, counts) -> None:
         for platform, n in counts.by_platform.items():
             self.metrics.count_processed(platform, n)

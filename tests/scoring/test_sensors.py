@@ -138,3 +138,18 @@ def test_a_job_with_a_sensor_that_names_nothing_fails_at_build_not_in_a_worker()
 
     with pytest.raises(SensorError, match="sinks.metrics has no Nope"):
         JobConfig.build(Settings(), WATCHLIST, sensor="sinks.metrics:Nope")
+
+
+def test_the_prometheus_sensors_settings_are_checked_when_the_job_is_built(monkeypatch):
+    from scoring.job import JobConfig
+    from scoring.sensors import check_sensor
+    from sinks.metrics import LOW_KEY_TTL_ENV
+
+    monkeypatch.setenv(LOW_KEY_TTL_ENV, "half an hour")
+    with pytest.raises(SensorError, match=f"sensor {PROMETHEUS}: {LOW_KEY_TTL_ENV}: expected seconds >= 0") as info:
+        JobConfig(watchlist_path="unused.yaml", sensor=PROMETHEUS).check()
+    assert "\n" not in str(info.value)
+    JobConfig(watchlist_path="unused.yaml").check()  # no sensor: nothing to check
+    monkeypatch.setenv(LOW_KEY_TTL_ENV, "600")
+    check_sensor(PROMETHEUS)
+    check_sensor("scoring.sensors:NullSensor")  # a factory without `check`
