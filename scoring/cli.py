@@ -37,7 +37,8 @@ def _job_config(settings, args, **overrides):
             load_baselines(baselines)  # fail now, with a clear message, not inside a worker
             overrides["baselines_path"] = str(Path(baselines).resolve())
         return JobConfig.build(settings, args.watchlist, args.risk_config, args.sentiment_model, **overrides)
-    except (WatchlistError, RiskConfigError, BaselineFileError, SensorError) as exc:
+    # ValueError: a bad YUQING_JOB_* value or job setting (JobConfig.check), one line, not a traceback
+    except (WatchlistError, RiskConfigError, BaselineFileError, SensorError, ValueError) as exc:
         raise CommandError(str(exc)) from None
 
 
