@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from scoring.job import JobConfig, checkpoint_options
+from yuqing.pipeline import child_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,6 +56,7 @@ def test_impossible_checkpoint_settings_fail_with_one_line(field, value):
 ])
 def test_the_job_environment_carries_the_checkpoint_settings(tmp_path, overrides, expected):
     out = subprocess.run([sys.executable, "-c", PROBE, str(tmp_path), json.dumps(overrides)], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=120,
+                         env=child_env())  # not the variables of a Flink job an earlier test ran in-process
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads(out.stdout.strip().splitlines()[-1]) == expected

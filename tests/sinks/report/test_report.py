@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import argparse
 import collections
-import shutil
-import subprocess
 import sys
-import tempfile
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -166,22 +163,16 @@ def test_report_cli_writes_html_and_markdown(week_data, tmp_path, monkeypatch):
 
 
 def test_report_renders_in_headless_chromium(week_data, tmp_path):
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:  # `make setup` installs it: missing means setup did not run
-        pytest.fail("chromium is not installed: run `make setup` (apt-get install -y --no-install-recommends chromium)")
+    from tests.fixtures.browser import chromium_path, screenshot
+
+    chromium_path()  # before the data: a machine without the browser fails at once
     settings, _posts, _alerts = week_data
     with ResponseStore(settings.clickhouse) as store:
         data = load_report(store, Period.from_dates(*WEEK))
     page = tmp_path / "report.html"
     page.write_text(render_html(data), encoding="utf-8")
     shot = tmp_path / "shot.png"
-    with tempfile.TemporaryDirectory() as profile:
-        proc = subprocess.run(
-            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={profile}", f"--screenshot={shot}", "--window-size=1280,2000", page.as_uri()],
-            capture_output=True, timeout=60)
-    assert shot.is_file(), proc.stderr.decode(errors="replace")[-500:]
+    screenshot(page, shot, 1280, 2000)
     px = read_png(shot)
     assert px.shape[:2] == (2000, 1280)
     rgb = px[:, :, :3].astype(int)

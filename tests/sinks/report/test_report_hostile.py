@@ -97,19 +97,9 @@ def test_md_cell_round_trips_through_commonmark(text):
 
 def _chromium_csp_messages(page) -> list[str]:
     """What headless Chromium logs about the page's Content-Security-Policy."""
-    import shutil
-    import subprocess
-    import tempfile
+    from tests.fixtures.browser import console_lines
 
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:  # `make setup` installs it
-        pytest.fail("chromium is not installed: run `make setup`")
-    with tempfile.TemporaryDirectory() as profile:
-        proc = subprocess.run(
-            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}", "--enable-logging=stderr",
-             "--v=0", "--dump-dom", page.as_uri()], capture_output=True, timeout=60)
-    return [line for line in proc.stderr.decode(errors="replace").splitlines() if "Content Security Policy" in line]
+    return [line for line in console_lines(page) if "Content Security Policy" in line]
 
 
 def test_a_real_browser_applies_the_stylesheet_under_the_policy(tmp_path):
