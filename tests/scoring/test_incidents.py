@@ -368,6 +368,18 @@ def test_the_live_jobs_incident_operator_keeps_its_uid_so_its_state_restores(mon
 
     from .conftest import SAMPLE_WATCHLIST
 
+    # building the job in this process points TMPDIR, tempfile and the JVM's options at the
+    # run's own folder; give them back afterwards (a later test's Chromium could not open its
+    # socket under that long path)
+    import os
+    import tempfile
+    for name in ("TMPDIR", "JVM_ARGS", "PYTHONPATH", "_python_worker_execution_mode"):
+        if name in os.environ:
+            monkeypatch.setenv(name, os.environ[name])
+        else:
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", tempfile.tempdir)
+
     vertices: dict[str, str] = {}
 
     def graph_only(env, job_name=None):
